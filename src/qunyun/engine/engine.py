@@ -1,0 +1,1060 @@
+"""The engine: events in, playbooks decide, actions out — one transaction.
+
+For each event, in ``ts`` order per group:
+
+1. de-duplicate by ``(platform, id)``;
+2. fire every scheduled job due at or before the event's time;
+3. keep the core records (member, membership, message, rollups);
+4. run each enabled playbook that handles this event type in its own layer
+   (a playbook that raises is rolled back alone and the failure recorded);
+5. let ledger watchers (``levels``) see the postings just made;
+6. write the event row.
+
+A batch of events shares one database transaction (group commit): every
+event's effects commit together or not at all, and a crash loses only the
+uncommitted batch, which the next run handles again (duplicates are skipped
+by id). ``batch_size=1`` gives one transaction per event (live default).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine as SAEngine, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from qunyun.config.model import GroupSettings, Settings, auto_group
+from qunyun.core.clock import Clock, FakeClock
+from qunyun.core.events import BaseEvent
+from qunyun.engine.context import Context, JobCall, Posting
+from qunyun.engine.playbook import Playbook
+from qunyun.engine.registry import Registry, default_registry
+from qunyun.engine.scheduler import next_due
+from qunyun.engine.unit import DELETED, MISSING, Layer, PendingJob, PendingTxn, Unit
+from qunyun.store import models as m
+
+log = logging.getLogger("qunyun.engine")
+
+_MEDIA = frozenset({"image", "voice", "video", "file", "sticker"})
+_COUNTERS = m.ROLLUP_COUNTERS
+_ZERO_COUNTS = dict.fromkeys(_COUNTERS, 0)
+_NO_ARG: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one event."""
+
+    key: str
+    #: handled | late | duplicate | rejected | failed
+    status: str
+    detail: str = ""
+
+
+class _LRU(OrderedDict[Any, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+class Engine:
+    """Runs events through playbooks against the store.
+
+    ``capabilities`` maps a platform to the action types its adapter can do;
+    other actions are downgraded to ``notify_admins`` and the downgrade is
+    recorded. ``None`` means every platform can do everything (replay, sim).
+    """
+
+    def __init__(
+        self,
+        db: SAEngine,
+        settings: Settings,
+        *,
+        clock: Clock,
+        registry: Registry | None = None,
+        capabilities: Mapping[str, frozenset[str]] | None = None,
+        batch_size: int = 1,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.registry = registry or default_registry()
+        self.capabilities = capabilities
+        self.batch_size = max(1, batch_size)
+        self._drives_clock = isinstance(clock, FakeClock)
+        self._playbooks: dict[str, Playbook] = {}
+        self._conn: Connection | None = None
+        self._unit = Unit()
+        self._upsert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
+        self._reset_caches()
+        self._jobs_loaded = False
+        self._setup_done: set[tuple[str, str]] = set()
+        self.stats: dict[str, int] = {
+            "handled": 0,
+            "late": 0,
+            "duplicate": 0,
+            "rejected": 0,
+            "failed": 0,
+            "jobs": 0,
+            "actions": 0,
+            "playbook_failures": 0,
+        }
+        #: Optional hook: called with each committed batch's action rows.
+        self.on_commit: Callable[[list[dict[str, Any]]], None] | None = None
+
+    # ------------------------------------------------------------------ caches
+
+    def _reset_caches(self) -> None:
+        self._groups: dict[tuple[str, str], tuple[int, datetime | None]] = {}
+        self._members: dict[tuple[str, str, str], list[Any]] = {}
+        self._memberships: dict[tuple[int, int], str] = {}
+        self._state: dict[tuple[str, str, str], Any] = {}
+        self._accounts: dict[tuple[str, str], list[int]] = {}
+        self._authors: _LRU = _LRU(200_000)
+        self._communities_ready = False
+        self._jobs: dict[str, PendingJob] = {}
+        self._heap: list[tuple[datetime, str]] = []
+        self._jobs_loaded = False
+        self._savepoints: dict[int, Any] = {}
+
+    def playbook(self, pid: str) -> Playbook:
+        found = self._playbooks.get(pid)
+        if found is None:
+            found = self.registry[pid]()
+            self._playbooks[pid] = found
+        return found
+
+    # ------------------------------------------------------------- transaction
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Open the batch transaction (reentrant); commit at the outermost exit."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        conn = self.db.connect()
+        conn.begin()
+        self._conn = conn
+        try:
+            self._prepare()
+            yield conn
+            actions = self._unit.actions
+            self._flush()
+            conn.commit()
+            if self.on_commit is not None and actions:
+                self.on_commit(actions)
+        except BaseException:
+            try:
+                conn.rollback()
+            finally:
+                self._unit = Unit()
+                self._reset_caches()
+            raise
+        finally:
+            self._conn = None
+            self._unit = Unit()
+            self._savepoints.clear()
+            conn.close()
+
+    def _prepare(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        if not self._communities_ready:
+            existing = {r[0] for r in conn.execute(select(m.Community.id))}
+            for c in self.settings.communities.values():
+                if c.id not in existing:
+                    conn.execute(
+                        insert(m.Community).values(
+                            id=c.id,
+                            name=c.name,
+                            timezone=c.timezone,
+                            locale=c.locale,
+                            created_at=self.clock.now(),
+                        )
+                    )
+            self._communities_ready = True
+        if not self._jobs_loaded:
+            self._jobs = {}
+            self._heap = []
+            for row in conn.execute(select(m.Job.__table__)).mappings():
+                job = PendingJob(**dict(row))
+                self._jobs[job.id] = job
+                self._heap.append((job.due_at, job.id))
+            heapq.heapify(self._heap)
+            self._jobs_loaded = True
+
+    # -------------------------------------------------------------- public API
+
+    def handle(self, event: BaseEvent) -> Outcome:
+        """Handle one event in its own transaction."""
+        return self.handle_many([event])[0]
+
+    def handle_many(self, events: Sequence[BaseEvent]) -> list[Outcome]:
+        """Handle events in order, ``batch_size`` per transaction.
+
+        If a batch fails to commit (a database error), it is rolled back and
+        its events are handled again one transaction each, so one bad event
+        cannot take its neighbours down.
+        """
+        outcomes: list[Outcome] = []
+        for start in range(0, len(events), self.batch_size):
+            chunk = events[start : start + self.batch_size]
+            try:
+                outcomes.extend(self._run_batch(chunk))
+            except SQLAlchemyError as exc:
+                if len(chunk) == 1:
+                    outcomes.append(self._record_broken(chunk[0], exc))
+                    continue
+                log.warning("batch of %d failed to commit (%s); retrying one by one", len(chunk), exc)
+                for event in chunk:
+                    try:
+                        outcomes.extend(self._run_batch([event]))
+                    except SQLAlchemyError as exc1:
+                        outcomes.append(self._record_broken(event, exc1))
+        return outcomes
+
+    def advance_to(self, when: datetime) -> int:
+        """Fire every job due at or before ``when`` (moving a fake clock there)."""
+        with self.transaction():
+            fired = self._fire_due(when)
+            if self._drives_clock:
+                assert isinstance(self.clock, FakeClock)
+                self.clock.set(when)
+        return fired
+
+    def setup_groups(self) -> None:
+        """Run every configured group's playbook ``setup`` (registers cron jobs)."""
+        with self.transaction():
+            self._setup_all()
+
+    # ------------------------------------------------------------ the batch
+
+    def _run_batch(self, events: Sequence[BaseEvent]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with self.transaction() as conn:
+            existing = self._existing_keys(conn, events)
+            for event in events:
+                outcomes.append(self._process(event, existing))
+        for o in outcomes:
+            self.stats[o.status] += 1
+        return outcomes
+
+    def _existing_keys(self, conn: Connection, events: Sequence[BaseEvent]) -> set[tuple[str, str]]:
+        by_platform: dict[str, list[str]] = {}
+        for e in events:
+            by_platform.setdefault(e.platform, []).append(e.id)
+        found: set[tuple[str, str]] = set()
+        t = m.EventRow.__table__
+        for platform, ids in by_platform.items():
+            for i in range(0, len(ids), 500):
+                rows = conn.execute(
+                    select(t.c.event_id).where(
+                        t.c.platform == platform, t.c.event_id.in_(ids[i : i + 500])
+                    )
+                )
+                found.update((platform, r[0]) for r in rows)
+        return found
+
+    def _record_broken(self, event: BaseEvent, exc: Exception) -> Outcome:
+        """A single event whose transaction cannot commit: keep it, marked failed."""
+        log.error("event %s could not be stored: %s", event.key, exc)
+        self.stats["failed"] += 1
+        try:
+            with self.transaction() as conn:
+                group = self._group_settings(event)
+                gid = self._group_id(group) if group else None
+                if gid is not None:
+                    conn.execute(
+                        insert(m.EventRow).values(
+                            platform=event.platform,
+                            event_id=event.id,
+                            group_id=gid,
+                            type=getattr(event, "type", "?"),
+                            ts=event.ts,
+                            actor=event.actor.id,
+                            status="failed",
+                            payload=event.model_dump(mode="json"),
+                        )
+                    )
+                    conn.execute(
+                        insert(m.Failure).values(
+                            community_id=group.community.id if group else "",
+                            group_key=event.group,
+                            playbook="(engine)",
+                            cause=event.id,
+                            ts=event.ts,
+                            error=str(exc)[:2000],
+                            traceback=traceback.format_exc()[-8000:],
+                        )
+                    )
+        except SQLAlchemyError:
+            log.exception("could not record the failure of %s either", event.key)
+        return Outcome(event.key, "failed", str(exc)[:500])
+
+    def _group_settings(self, event: BaseEvent) -> GroupSettings | None:
+        group = self.settings.group(event.platform, event.group)
+        if group is None:
+            catch_all = self.settings.catch_all()
+            if catch_all is None:
+                return None
+            group = auto_group(catch_all, event.platform, event.group, self.registry)
+        return group
+
+    def _process(self, event: BaseEvent, existing: set[tuple[str, str]]) -> Outcome:
+        unit = self._unit
+        dedup = (event.platform, event.id)
+        if dedup in existing or dedup in unit.event_keys:
+            return Outcome(event.key, "duplicate", "already handled")
+        group = self._group_settings(event)
+        if group is None:
+            return Outcome(
+                event.key,
+                "rejected",
+                f"group {event.group!r} on {event.platform} is not in the configuration; "
+                "add it under a community's groups, or set catch_all: true on one community",
+            )
+        ts = event.ts
+        self._fire_due(ts)
+        if self._drives_clock:
+            self.clock.set(ts)  # type: ignore[attr-defined]
+        now = self.clock.now()
+        if (group.platform, group.key) not in self._setup_done:
+            self._setup_all(extra=group)
+
+        gid, last = self._group_info(group)
+        late = last is not None and ts < last
+        if not late:
+            self._groups[(group.platform, group.key)] = (gid, ts)
+            unit.group_last[gid] = ts
+        community = group.community
+        cid = community.id
+        day = ts.astimezone(community.tz).date()
+        actor = event.actor
+        mid = self._member_id(cid, group.platform, actor.id, actor.name, ts)
+
+        etype: str = event.type  # type: ignore[attr-defined]
+        if etype == "message":
+            self._core_message(event, group, gid, mid, day)
+        elif etype == "member_joined":
+            self._core_join(event, group, gid, mid, day)
+        elif etype == "member_left":
+            self._core_leave(event, group, gid, mid, day)
+        elif etype == "reaction":
+            self._bump(gid, mid, day, cid, "reactions_given", 1)
+            author = self._author(gid, event.target)  # type: ignore[attr-defined]
+            if author is not None:
+                self._bump(gid, author, day, cid, "reactions_received", 1)
+        elif etype in ("edit", "recall"):
+            self._core_edit(event, gid)
+
+        # playbooks
+        cause = event.id
+        merged: list[Layer] = []
+        for pid in group.playbooks:
+            pb = self.playbook(pid)
+            if etype not in pb.handles:
+                continue
+            layer = self._layer(pid, cause, cid)
+            ctx = Context(self, pb, layer, group, now, event=event)
+            if self._run(pb.on_event, ctx, event, layer, group):
+                merged.append(layer)
+                if layer.suppress:
+                    break
+        self._watch_ledger(merged, group, now, cause, event=event)
+
+        unit.events.append(
+            {
+                "platform": event.platform,
+                "event_id": event.id,
+                "group_id": gid,
+                "type": etype,
+                "ts": ts,
+                "actor": actor.id,
+                "status": "late" if late else "handled",
+                "payload": event.model_dump(mode="json"),
+            }
+        )
+        unit.event_keys.add(dedup)
+        if late:
+            return Outcome(
+                event.key,
+                "late",
+                f"arrived after later events of group {event.group!r}; handled at {now.isoformat()}",
+            )
+        return Outcome(event.key, "handled")
+
+    # ----------------------------------------------------------- core records
+
+    def _core_message(self, event: Any, group: GroupSettings, gid: int, mid: int, day: date) -> None:
+        cid = group.community.id
+        text: str = event.text
+        self._unit.messages.append(
+            {
+                "group_id": gid,
+                "member_id": mid,
+                "msg_id": event.msg_id,
+                "event_id": event.id,
+                "ts": event.ts,
+                "content_type": event.content_type,
+                "text": text,
+                "reply_to": event.reply_to,
+                "mentions": event.mentions or None,
+                "status": "visible",
+            }
+        )
+        self._authors.put((gid, event.msg_id), mid)
+        row = self._rollup(gid, mid, day, cid)
+        row["messages"] += 1
+        row["characters"] += len(text)
+        ct = event.content_type
+        if ct in _MEDIA:
+            row["media"] += 1
+        if ct == "link" or "http://" in text or "https://" in text:
+            row["links"] += 1
+        if event.reply_to is not None:
+            row["replies"] += 1
+        if event.mentions:
+            row["mentions_sent"] += len(event.mentions)
+            for uid in dict.fromkeys(event.mentions):
+                if uid == event.actor.id:
+                    continue
+                target = self._member_id(cid, group.platform, uid, None, None)
+                self._bump(gid, target, day, cid, "mentions_received", 1)
+
+    def _core_join(self, event: Any, group: GroupSettings, gid: int, mid: int, day: date) -> None:
+        cid = group.community.id
+        self._bump(gid, mid, day, cid, "joins", 1)
+        inviter = None
+        if event.inviter:
+            inviter = self._member_id(cid, group.platform, event.inviter, None, None)
+        self._set_membership(
+            gid, mid, status="active", joined_at=event.ts, left_at=None, via=event.via,
+            inviter_member_id=inviter, role=group.community.role_of(event.actor.id),
+        )
+
+    def _core_leave(self, event: Any, group: GroupSettings, gid: int, mid: int, day: date) -> None:
+        self._bump(gid, mid, day, group.community.id, "leaves", 1)
+        status = "removed" if event.by and event.by != event.actor.id else "left"
+        self._set_membership(gid, mid, status=status, left_at=event.ts)
+
+    def _core_edit(self, event: Any, gid: int) -> None:
+        conn = self._conn
+        assert conn is not None
+        self._flush_messages()
+        t = m.MessageRow.__table__
+        values: dict[str, Any] = (
+            {"text": event.text} if event.type == "edit" else {"status": "recalled"}
+        )
+        conn.execute(update(t).where(t.c.group_id == gid, t.c.msg_id == event.target).values(**values))
+
+    def _set_membership(self, gid: int, mid: int, **values: Any) -> None:
+        conn = self._conn
+        assert conn is not None
+        t = m.Membership.__table__
+        known = self._memberships.get((gid, mid))
+        if known is None:
+            row = conn.execute(
+                select(t.c.id).where(t.c.group_id == gid, t.c.member_id == mid)
+            ).first()
+            known = "yes" if row else "no"
+        if known == "no":
+            conn.execute(insert(t).values(group_id=gid, member_id=mid, **values))
+        else:
+            values.pop("role", None)
+            conn.execute(update(t).where(t.c.group_id == gid, t.c.member_id == mid).values(**values))
+        self._memberships[(gid, mid)] = "yes"
+
+    def _rollup(self, gid: int, mid: int, day: date, cid: str) -> dict[str, Any]:
+        key = (gid, mid, day)
+        row = self._unit.rollups.get(key)
+        if row is None:
+            row = dict(_ZERO_COUNTS)
+            row["community_id"] = cid
+            self._unit.rollups[key] = row
+        return row
+
+    def _bump(self, gid: int, mid: int, day: date, cid: str, counter: str, n: int) -> None:
+        self._rollup(gid, mid, day, cid)[counter] += n
+
+    def _author(self, gid: int, msg_id: str) -> int | None:
+        found = self._authors.get((gid, msg_id))
+        if found is not None:
+            return int(found)
+        conn = self._conn
+        assert conn is not None
+        self._flush_messages()
+        t = m.MessageRow.__table__
+        row = conn.execute(
+            select(t.c.member_id).where(t.c.group_id == gid, t.c.msg_id == msg_id).limit(1)
+        ).first()
+        if row is None:
+            return None
+        self._authors.put((gid, msg_id), row[0])
+        return int(row[0])
+
+    # ------------------------------------------------------ identity lookups
+
+    def _group_info(self, group: GroupSettings) -> tuple[int, datetime | None]:
+        key = (group.platform, group.key)
+        found = self._groups.get(key)
+        if found is not None:
+            return found
+        conn = self._conn
+        assert conn is not None
+        t = m.Group.__table__
+        row = conn.execute(
+            select(t.c.id, t.c.last_event_at).where(t.c.platform == group.platform, t.c.key == group.key)
+        ).first()
+        if row is None:
+            gid = conn.execute(
+                insert(t)
+                .values(
+                    community_id=group.community.id,
+                    platform=group.platform,
+                    key=group.key,
+                    name=group.name,
+                    room=group.room,
+                    capacity=group.capacity,
+                    created_at=self.clock.now(),
+                )
+                .returning(t.c.id)
+            ).scalar_one()
+            found = (int(gid), None)
+        else:
+            found = (int(row[0]), row[1])
+        self._groups[key] = found
+        return found
+
+    def _group_id(self, group: GroupSettings) -> int:
+        return self._group_info(group)[0]
+
+    def _member_id(
+        self, cid: str, platform: str, uid: str, name: str | None, ts: datetime | None
+    ) -> int:
+        key = (cid, platform, uid)
+        entry = self._members.get(key)
+        if entry is None:
+            conn = self._conn
+            assert conn is not None
+            t = m.Member.__table__
+            row = conn.execute(
+                select(t.c.id, t.c.name).where(
+                    t.c.community_id == cid, t.c.platform == platform, t.c.user_id == uid
+                )
+            ).first()
+            if row is None:
+                when = ts or self.clock.now()
+                mid = conn.execute(
+                    insert(t)
+                    .values(
+                        community_id=cid,
+                        platform=platform,
+                        user_id=uid,
+                        name=name,
+                        first_seen_at=when,
+                        last_seen_at=when,
+                        erased=False,
+                    )
+                    .returning(t.c.id)
+                ).scalar_one()
+                entry = [int(mid), name]
+            else:
+                entry = [int(row[0]), row[1]]
+            self._members[key] = entry
+        if ts is not None:
+            if name is not None and name != entry[1]:
+                entry[1] = name
+            self._unit.member_seen[entry[0]] = (entry[1], ts)
+        return int(entry[0])
+
+    def _member_name(self, group: GroupSettings, uid: str) -> str | None:
+        key = (group.community.id, group.platform, uid)
+        entry = self._members.get(key)
+        if entry is None and self._conn is not None:
+            self._member_id(group.community.id, group.platform, uid, None, None)
+            entry = self._members.get(key)
+        return entry[1] if entry else None
+
+    # ------------------------------------------------------------- playbooks
+
+    def _layer(self, pid: str, cause: str, cid: str) -> Layer:
+        unit = self._unit
+        return Layer(
+            playbook=pid,
+            cause=cause,
+            community_id=cid,
+            ordinal=unit.ordinals.get((cause, pid), 0),
+            txn_ordinal=unit.txn_ordinals.get((cause, pid), 0),
+        )
+
+    def _run(
+        self,
+        fn: Callable[..., Any],
+        ctx: Context,
+        arg: Any,
+        layer: Layer,
+        group: GroupSettings,
+    ) -> bool:
+        try:
+            if arg is _NO_ARG:
+                fn(ctx)
+            else:
+                fn(ctx, arg)
+        except Exception as exc:
+            if layer.nested is not None:
+                layer.nested.rollback()
+            self.stats["playbook_failures"] += 1
+            log.warning("playbook %s failed on %s: %r", layer.playbook, layer.cause, exc)
+            self._unit.failures.append(
+                {
+                    "community_id": layer.community_id,
+                    "group_key": group.key,
+                    "playbook": layer.playbook,
+                    "cause": layer.cause,
+                    "ts": ctx.now,
+                    "error": f"{type(exc).__name__}: {exc}"[:2000],
+                    "traceback": traceback.format_exc()[-8000:],
+                }
+            )
+            return False
+        if layer.nested is not None:
+            layer.nested.commit()
+        self._merge(layer, group)
+        return True
+
+    def _merge(self, layer: Layer, group: GroupSettings) -> None:
+        unit = self._unit
+        cid = layer.community_id
+        pid = layer.playbook
+        unit.ordinals[(layer.cause, pid)] = layer.ordinal
+        unit.txn_ordinals[(layer.cause, pid)] = layer.txn_ordinal
+        for key, value in layer.state.items():
+            skey = (cid, pid, key)
+            self._state[skey] = value
+            unit.state_dirty.add(skey)
+        for action in layer.actions:
+            unit.actions.append(self._outbox_row(action, group))
+        if layer.txns:
+            for txn in layer.txns:
+                for posting in txn.postings:
+                    acct = self._account(cid, posting.account_code, posting.currency, posting.member)
+                    acct[1] += posting.amount
+            unit.txns.extend(layer.txns)
+        unit.records.extend(layer.records)
+        if layer.counts:
+            event_day = None
+            gid = self._group_id(group)
+            for counter, who, n in layer.counts:
+                mid = self._member_id(cid, group.platform, who, None, None)
+                if event_day is None:
+                    event_day = self.clock.now().astimezone(group.community.tz).date()
+                self._bump(gid, mid, event_day, cid, counter, n)
+        for job_id, job in layer.jobs.items():
+            if job is None:
+                self._jobs.pop(job_id, None)
+            else:
+                self._jobs[job_id] = job
+                heapq.heappush(self._heap, (job.due_at, job_id))
+            unit.jobs_dirty.add(job_id)
+
+    def _outbox_row(self, action: dict[str, Any], group: GroupSettings) -> dict[str, Any]:
+        atype = action["type"]
+        downgraded = None
+        caps = self.capabilities.get(group.platform) if self.capabilities is not None else None
+        if caps is not None and atype not in caps:
+            downgraded = atype
+            detail = {k: v for k, v in action.items() if k not in ("v", "id", "ts", "group", "type", "playbook", "cause")}
+            action = {
+                "v": 1,
+                "id": action["id"],
+                "ts": action["ts"],
+                "group": action["group"],
+                "type": "notify_admins",
+                "text": f"[{group.platform} cannot {atype}] {action['playbook']}: {detail}",
+                "playbook": action["playbook"],
+                "cause": action["cause"],
+            }
+        self.stats["actions"] += 1
+        payload = dict(action)
+        ts = payload["ts"]
+        payload["ts"] = ts.isoformat()
+        if "until" in payload and isinstance(payload["until"], datetime):
+            payload["until"] = payload["until"].isoformat()
+        return {
+            "id": action["id"],
+            "ts": ts,
+            "community_id": group.community.id,
+            "group_key": action["group"],
+            "platform": group.platform,
+            "type": action["type"],
+            "playbook": action["playbook"],
+            "cause": action["cause"],
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "downgraded_from": downgraded,
+        }
+
+    def _watch_ledger(
+        self,
+        merged: list[Layer],
+        group: GroupSettings,
+        now: datetime,
+        cause: str,
+        *,
+        event: BaseEvent | None = None,
+        job: JobCall | None = None,
+    ) -> None:
+        postings = [
+            Posting(t.id, p.account_code, p.member[1] if p.member else None, p.currency, p.amount, t.reason, t.playbook)
+            for layer in merged
+            for t in layer.txns
+            for p in t.postings
+        ]
+        if not postings:
+            return
+        for pid in group.playbooks:
+            pb = self.playbook(pid)
+            if not pb.watches_ledger:
+                continue
+            layer = self._layer(pid, cause, group.community.id)
+            ctx = Context(self, pb, layer, group, now, event=event, job=job)
+            self._run(pb.on_postings, ctx, postings, layer, group)
+
+    def _savepoint_for(self, layer: Layer) -> Connection:
+        conn = self._conn
+        assert conn is not None
+        if layer.nested is None:
+            self._flush()
+            layer.nested = conn.begin_nested()
+        return conn
+
+    # ----------------------------------------------------------------- state
+
+    def _state_get(self, cid: str, pid: str, key: str) -> Any:
+        skey = (cid, pid, key)
+        value = self._state.get(skey, MISSING)
+        if value is MISSING:
+            conn = self._conn
+            assert conn is not None
+            t = m.PlaybookState.__table__
+            row = conn.execute(
+                select(t.c.value).where(t.c.community_id == cid, t.c.playbook == pid, t.c.key == key)
+            ).first()
+            value = row[0] if row is not None else DELETED
+            self._state[skey] = value
+        return value
+
+    def _state_scan(self, cid: str, pid: str, prefix: str) -> Iterator[tuple[str, Any]]:
+        conn = self._conn
+        assert conn is not None
+        self._flush_state()
+        t = m.PlaybookState.__table__
+        rows = conn.execute(
+            select(t.c.key, t.c.value).where(
+                t.c.community_id == cid,
+                t.c.playbook == pid,
+                t.c.key >= prefix,
+                t.c.key < prefix + "\U0010ffff",
+            )
+        )
+        for key, value in rows:
+            cached = self._state.get((cid, pid, key), MISSING)
+            yield key, (value if cached is MISSING else cached)
+
+    # ---------------------------------------------------------------- ledger
+
+    def _account(self, cid: str, code: str, currency: str, member: tuple[str, str] | None) -> list[int]:
+        key = (cid, code)
+        acct = self._accounts.get(key)
+        if acct is not None:
+            return acct
+        conn = self._conn
+        assert conn is not None
+        t = m.Account.__table__
+        row = conn.execute(
+            select(t.c.id, t.c.balance, t.c.currency).where(t.c.community_id == cid, t.c.code == code)
+        ).first()
+        if row is None:
+            mid = self._member_id(cid, member[0], member[1], None, None) if member else None
+            kind = "member" if member else ("community" if code.startswith("community:") else "system")
+            aid = conn.execute(
+                insert(t)
+                .values(
+                    community_id=cid,
+                    code=code,
+                    kind=kind,
+                    member_id=mid,
+                    currency=currency,
+                    balance=0,
+                    created_at=self.clock.now(),
+                )
+                .returning(t.c.id)
+            ).scalar_one()
+            acct = [int(aid), 0]
+        else:
+            if row[2] != currency:
+                raise ValueError(f"account {code} holds {row[2]}, not {currency}")
+            acct = [int(row[0]), int(row[1])]
+        self._accounts[key] = acct
+        return acct
+
+    def _account_balance(self, cid: str, code: str) -> int:
+        acct = self._accounts.get((cid, code))
+        if acct is not None:
+            return acct[1]
+        conn = self._conn
+        assert conn is not None
+        t = m.Account.__table__
+        row = conn.execute(select(t.c.id, t.c.balance).where(t.c.community_id == cid, t.c.code == code)).first()
+        if row is None:
+            return 0
+        self._accounts[(cid, code)] = [int(row[0]), int(row[1])]
+        return int(row[1])
+
+    # ------------------------------------------------------------------ jobs
+
+    def _job_get(self, job_id: str) -> PendingJob | None:
+        return self._jobs.get(job_id)
+
+    def _setup_all(self, extra: GroupSettings | None = None) -> None:
+        groups = [g for c in self.settings.communities.values() for g in list(c.groups.values())]
+        if extra is not None and extra not in groups:
+            groups.append(extra)
+        now = self.clock.now()
+        for group in groups:
+            gkey = (group.platform, group.key)
+            if gkey in self._setup_done:
+                continue
+            self._group_id(group)
+            for pid in group.playbooks:
+                pb = self.playbook(pid)
+                if type(pb).setup is Playbook.setup:
+                    continue
+                layer = self._layer(pid, f"setup:{group.key}", group.community.id)
+                ctx = Context(self, pb, layer, group, now)
+                self._run(pb.setup, ctx, _NO_ARG, layer, group)
+            self._setup_done.add(gkey)
+
+    def _fire_due(self, until: datetime) -> int:
+        fired = 0
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            due, job_id = heapq.heappop(heap)
+            job = self._jobs.get(job_id)
+            if job is None or job.due_at != due:
+                continue  # cancelled or rescheduled: a stale heap entry
+            fired += 1
+            self._fire(job)
+        return fired
+
+    def _fire(self, job: PendingJob) -> None:
+        if self._drives_clock:
+            self.clock.set(job.due_at)  # type: ignore[attr-defined]
+        now = self.clock.now()
+        self.stats["jobs"] += 1
+        group = self.settings.group(job.platform, job.group_key)
+        if group is None:
+            catch_all = self.settings.communities.get(job.community_id)
+            if catch_all is not None and catch_all.catch_all:
+                group = auto_group(catch_all, job.platform, job.group_key, self.registry)
+        cause = f"job:{job.id}@{job.due_at.isoformat()}"
+        # advance or remove the job first, so a failing handler cannot loop
+        nxt = next_due(job.kind, job.spec, job.due_at, now, self.settings.communities[job.community_id].tz) if job.community_id in self.settings.communities else None
+        if nxt is None:
+            self._jobs.pop(job.id, None)
+        else:
+            job.due_at = nxt
+            heapq.heappush(self._heap, (nxt, job.id))
+        self._unit.jobs_dirty.add(job.id)
+        if group is None or job.playbook not in group.playbooks:
+            log.info("job %s dropped: its group or playbook is no longer configured", job.id)
+            self._jobs.pop(job.id, None)
+            return
+        pb = self.playbook(job.playbook)
+        call = JobCall(
+            id=job.id,
+            name=job.name,
+            key=str(job.payload.get("_key", job.name)),
+            payload={k: v for k, v in job.payload.items() if not k.startswith("_")},
+            due=job.due_at if nxt is None else now,
+            kind=job.kind,
+        )
+        layer = self._layer(job.playbook, cause, job.community_id)
+        ctx = Context(self, pb, layer, group, now, job=call)
+        merged = [layer] if self._run(pb.on_job, ctx, call, layer, group) else []
+        self._watch_ledger(merged, group, now, cause, job=call)
+
+    # ----------------------------------------------------------------- flush
+
+    def _flush_messages(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        if self._unit.messages:
+            conn.execute(insert(m.MessageRow.__table__), self._unit.messages)
+            self._unit.messages = []
+
+    def _flush_state(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        unit = self._unit
+        if not unit.state_dirty:
+            return
+        t = m.PlaybookState.__table__
+        now = self.clock.now()
+        puts = []
+        dels = []
+        for cid, pid, key in unit.state_dirty:
+            value = self._state.get((cid, pid, key), DELETED)
+            if value is DELETED or value is MISSING:
+                dels.append({"c": cid, "p": pid, "k": key})
+            else:
+                puts.append(
+                    {"community_id": cid, "playbook": pid, "key": key, "value": value, "updated_at": now}
+                )
+        if puts:
+            stmt = self._upsert(t)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[t.c.community_id, t.c.playbook, t.c.key],
+                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+            )
+            conn.execute(stmt, puts)
+        if dels:
+            conn.execute(
+                delete(t).where(
+                    t.c.community_id == bindparam("c"),
+                    t.c.playbook == bindparam("p"),
+                    t.c.key == bindparam("k"),
+                ),
+                dels,
+            )
+        unit.state_dirty = set()
+
+    def _flush(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        unit = self._unit
+        if unit.events:
+            conn.execute(insert(m.EventRow.__table__), unit.events)
+            unit.events = []
+        self._flush_messages()
+        if unit.rollups:
+            t = m.Rollup.__table__
+            rows = [
+                {"group_id": g, "member_id": mm, "day": d, **counts}
+                for (g, mm, d), counts in unit.rollups.items()
+            ]
+            stmt = self._upsert(t)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[t.c.group_id, t.c.member_id, t.c.day],
+                set_={c: t.c[c] + stmt.excluded[c] for c in _COUNTERS},
+            )
+            conn.execute(stmt, rows)
+            unit.rollups = {}
+        self._flush_state()
+        if unit.txns:
+            self._flush_ledger(unit.txns)
+            unit.txns = []
+        if unit.actions:
+            conn.execute(insert(m.ActionRow.__table__), unit.actions)
+            unit.actions = []
+        if unit.records:
+            conn.execute(insert(m.Record.__table__), unit.records)
+            unit.records = []
+        if unit.failures:
+            conn.execute(insert(m.Failure.__table__), unit.failures)
+            unit.failures = []
+        if unit.jobs_dirty:
+            t = m.Job.__table__
+            puts = [self._jobs[j].row() for j in unit.jobs_dirty if j in self._jobs]
+            dels = [{"j": j} for j in unit.jobs_dirty if j not in self._jobs]
+            if dels:
+                conn.execute(delete(t).where(t.c.id == bindparam("j")), dels)
+            if puts:
+                stmt = self._upsert(t)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[t.c.id],
+                    set_={c.name: stmt.excluded[c.name] for c in t.c if c.name != "id"},
+                )
+                conn.execute(stmt, puts)
+            unit.jobs_dirty = set()
+        if unit.group_last:
+            t = m.Group.__table__
+            conn.execute(
+                update(t).where(t.c.id == bindparam("gid")).values(last_event_at=bindparam("ts")),
+                [{"gid": g, "ts": ts} for g, ts in unit.group_last.items()],
+            )
+            unit.group_last = {}
+        if unit.member_seen:
+            t = m.Member.__table__
+            conn.execute(
+                update(t)
+                .where(t.c.id == bindparam("mid"))
+                .values(name=bindparam("nm"), last_seen_at=bindparam("ts")),
+                [{"mid": mid, "nm": nm, "ts": ts} for mid, (nm, ts) in unit.member_seen.items()],
+            )
+            unit.member_seen = {}
+
+    def _flush_ledger(self, txns: list[PendingTxn]) -> None:
+        conn = self._conn
+        assert conn is not None
+        conn.execute(
+            insert(m.LedgerTransaction.__table__),
+            [
+                {
+                    "id": t.id,
+                    "community_id": t.community_id,
+                    "ts": t.ts,
+                    "currency": t.currency,
+                    "reason": t.reason,
+                    "playbook": t.playbook,
+                    "cause": t.cause,
+                }
+                for t in txns
+            ],
+        )
+        postings = []
+        deltas: dict[int, int] = {}
+        for t in txns:
+            cid = t.community_id
+            for p in t.postings:
+                aid = self._accounts[(cid, p.account_code)][0]
+                postings.append({"transaction_id": t.id, "account_id": aid, "amount": p.amount})
+                deltas[aid] = deltas.get(aid, 0) + p.amount
+        conn.execute(insert(m.Posting.__table__), postings)
+        t_acc = m.Account.__table__
+        conn.execute(
+            update(t_acc)
+            .where(t_acc.c.id == bindparam("aid"))
+            .values(balance=t_acc.c.balance + bindparam("delta")),
+            [{"aid": a, "delta": d} for a, d in deltas.items()],
+        )
+
+
+
+def run_events(engine: Engine, events: Iterable[BaseEvent]) -> list[Outcome]:
+    """Handle an iterable of events in ``engine.batch_size`` chunks."""
+    out: list[Outcome] = []
+    chunk: list[BaseEvent] = []
+    for e in events:
+        chunk.append(e)
+        if len(chunk) >= engine.batch_size:
+            out.extend(engine.handle_many(chunk))
+            chunk = []
+    if chunk:
+        out.extend(engine.handle_many(chunk))
+    return out

@@ -1,0 +1,82 @@
+"""The playbook contract.
+
+A playbook (玩法) is one community-operations mechanism: welcome, check-in,
+levels... It is a class with metadata and handlers. The engine creates one
+instance per process and calls it with a :class:`~qunyun.engine.context.Context`
+that carries everything it may touch: the event's group and community, its
+own configuration for that group, its state, the ledger, the scheduler and
+the outbox. A playbook never reads the wall clock, never imports a platform
+SDK and keeps no state on ``self`` between calls (the store is the state).
+
+Built-in playbooks are registered exactly like third-party ones, through the
+``qunyun.playbooks`` entry-point group. See ``docs/playbooks.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from qunyun.core.events import BaseEvent
+    from qunyun.engine.context import Context, JobCall, Posting
+
+
+class PlaybookConfig(BaseModel):
+    """Base for every playbook's configuration model.
+
+    Unknown keys are errors (a typo must not be silently ignored).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Switch the playbook off for one group while the community has it on.
+    enabled: bool = True
+
+
+class Playbook:
+    """Base class of every playbook. Override the handlers you need."""
+
+    #: Stable id, used in configuration, state, action ``playbook`` fields.
+    id: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    #: The typed configuration; validated per group from the YAML.
+    config_model: ClassVar[type[PlaybookConfig]] = PlaybookConfig
+    #: Action types this playbook may emit; the adapter's capabilities are
+    #: checked against them and missing ones are downgraded.
+    emits: ClassVar[frozenset[str]] = frozenset()
+    #: Event types ``on_event`` wants; others are never delivered (speed).
+    handles: ClassVar[frozenset[str]] = frozenset()
+    #: True if ``on_postings`` should see ledger postings made during an event.
+    watches_ledger: ClassVar[bool] = False
+    #: One line in each locale, shown by ``--help`` style listings and docs.
+    summary: ClassVar[dict[str, str]] = {}
+    #: Default message templates: ``{name: {"zh-CN": ..., "en": ...}}``.
+    #: Operators override them in the config as ``templates: {"<id>.<name>": ...}``.
+    templates: ClassVar[dict[str, dict[str, str]]] = {}
+
+    def setup(self, ctx: Context) -> None:
+        """Called once per group when the engine first sees the clock.
+
+        Register recurring jobs here with ``ctx.schedule(..., cron=...)``;
+        registering is idempotent.
+        """
+
+    def on_event(self, ctx: Context, event: BaseEvent) -> None:
+        """Handle one event of a type listed in :attr:`handles`."""
+
+    def on_job(self, ctx: Context, job: JobCall) -> None:
+        """Handle a scheduled job that this playbook registered."""
+
+    def on_postings(self, ctx: Context, postings: list[Posting]) -> None:
+        """See the ledger postings other playbooks made for this event or job."""
+
+    def export_member(self, ctx: Context, member: str) -> dict[str, Any]:
+        """Everything this playbook keeps about ``member`` (a platform user id)."""
+        return {key: value for key, value in ctx.state.scan(f"m:{member}")}
+
+    def erase_member(self, ctx: Context, member: str) -> None:
+        """Delete personal data about ``member``; keep anonymous aggregates."""
+        for key, _ in list(ctx.state.scan(f"m:{member}")):
+            ctx.state.delete(key)

@@ -1,0 +1,57 @@
+"""Schedules: one-shot, interval and cron, in a community's time zone.
+
+Jobs live in the ``jobs`` table, so a restart resumes them. The engine fires
+every job due at or before the clock's time, in time order, before it
+handles an event at that time. Cron expressions are read by croniter and
+evaluated in the community's zone (DST included).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from qunyun.core.errors import ClockError
+
+
+def validate_cron(expr: str) -> str:
+    """Return ``expr`` if it is a valid 5-field cron expression, else raise ValueError."""
+    fields = expr.split()
+    if len(fields) != 5 or not croniter.is_valid(expr):
+        raise ValueError(
+            f"invalid cron expression {expr!r}: write five fields, minute hour day month weekday "
+            "(e.g. '0 21 * * *' for 21:00 every day)"
+        )
+    return expr
+
+
+def next_cron(expr: str, after: datetime, tz: ZoneInfo) -> datetime:
+    """The first time strictly after ``after`` that matches ``expr`` in ``tz``, in UTC."""
+    if after.tzinfo is None:
+        raise ClockError("next_cron needs an aware datetime")
+    local = after.astimezone(tz)
+    nxt: datetime = croniter(expr, local).get_next(datetime)
+    if nxt.tzinfo is None:
+        nxt = nxt.replace(tzinfo=tz)
+    return nxt.astimezone(UTC)
+
+
+def next_due(kind: str, spec: str, due: datetime, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """When a recurring job fires next after firing at ``due`` with the clock at ``now``.
+
+    Missed runs are coalesced: after downtime a job fires once, then resumes
+    its rhythm from ``now``.
+    """
+    base = max(due, now)
+    if kind == "cron":
+        return next_cron(spec, base, tz)
+    if kind == "interval":
+        step = timedelta(seconds=float(spec))
+        nxt = due + step
+        if nxt <= now:
+            missed = (now - due) // step
+            nxt = due + step * (missed + 1)
+        return nxt
+    return None

@@ -1,0 +1,9 @@
+"""levels: placeholder until implemented."""
+
+from __future__ import annotations
+
+from qunyun.engine import Playbook
+
+
+class Levels(Playbook):
+    id = "levels"

@@ -1,0 +1,9 @@
+"""moderation: placeholder until implemented."""
+
+from __future__ import annotations
+
+from qunyun.engine import Playbook
+
+
+class Moderation(Playbook):
+    id = "moderation"

@@ -1,0 +1,314 @@
+"""The database schema, as SQLAlchemy 2 typed models.
+
+Every table here is created by an Alembic migration (``store/migrations``);
+``qunyun migrate`` applies them. Times are UTC; money and points are integer
+minor units in a double-entry ledger; rollups are member × group × local-day
+counters maintained in the same transaction as the event that moved them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from qunyun.store.types import JSONText, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Community(Base):
+    __tablename__ = "communities"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    timezone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("platform", "key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(ForeignKey("communities.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(64))
+    #: The ``group`` field of events.
+    key: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str | None] = mapped_column(String(256))
+    room: Mapped[str | None] = mapped_column(String(512))
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Member(Base):
+    """A person, community-wide (one identity across the community's groups)."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("community_id", "platform", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(ForeignKey("communities.id"))
+    platform: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str | None] = mapped_column(String(4096))
+    title: Mapped[str | None] = mapped_column(String(256))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("group_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32), default="member")
+    #: active | left | removed
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    via: Mapped[str | None] = mapped_column(String(16))
+    inviter_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("platform", "event_id"),
+        Index("ix_events_group_ts", "group_id", "ts"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(256))
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(256))
+    #: handled | late (arrived after later events of its group; still handled)
+    status: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONText())
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_group_msg", "group_id", "msg_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    msg_id: Mapped[str] = mapped_column(String(256))
+    event_id: Mapped[str] = mapped_column(String(256))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    content_type: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    reply_to: Mapped[str | None] = mapped_column(String(256))
+    mentions: Mapped[list[str] | None] = mapped_column(JSONText())
+    #: visible | recalled | deleted
+    status: Mapped[str] = mapped_column(String(16), default="visible")
+
+
+class ActionRow(Base):
+    """The outbox: every action, with its delivery state."""
+
+    __tablename__ = "actions"
+    __table_args__ = (Index("ix_actions_status_seq", "status", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    community_id: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(256))
+    platform: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    playbook: Mapped[str] = mapped_column(String(64))
+    cause: Mapped[str] = mapped_column(String(512), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONText())
+    #: pending | delivered | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: the original type when the platform could not do it and it was downgraded
+    downgraded_from: Mapped[str | None] = mapped_column(String(32))
+
+
+class Job(Base):
+    """A scheduled job: one-shot, interval or cron, in a community's time zone."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(256))
+    platform: Mapped[str] = mapped_column(String(64))
+    playbook: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    #: once | interval | cron
+    kind: Mapped[str] = mapped_column(String(16))
+    #: cron expression or interval seconds; empty for once
+    spec: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONText())
+
+
+class PlaybookState(Base):
+    """A playbook's state: JSON values under keys, per community."""
+
+    __tablename__ = "playbook_state"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    playbook: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONText())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Record(Base):
+    """An append-only log line a playbook wrote: a moderation hit, a welcome…"""
+
+    __tablename__ = "records"
+    __table_args__ = (Index("ix_records_community_playbook_kind", "community_id", "playbook", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(256))
+    playbook: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    member: Mapped[str | None] = mapped_column(String(256), index=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    cause: Mapped[str] = mapped_column(String(512))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONText())
+
+
+class Failure(Base):
+    """A playbook raised; its changes for that cause were rolled back."""
+
+    __tablename__ = "failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(256))
+    playbook: Mapped[str] = mapped_column(String(64))
+    cause: Mapped[str] = mapped_column(String(512))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    error: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str] = mapped_column(Text)
+
+
+class Account(Base):
+    """A ledger account. One currency per account; points are a currency too."""
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (UniqueConstraint("community_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    #: e.g. ``member:sim:u-1:POINTS`` or ``community:issuance:POINTS``
+    code: Mapped[str] = mapped_column(String(512))
+    #: member | community | system
+    kind: Mapped[str] = mapped_column(String(16))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(16))
+    #: Integer minor units; always equals the sum of this account's postings.
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerTransaction(Base):
+    __tablename__ = "ledger_transactions"
+
+    #: Deterministic from (cause, playbook, ordinal), like action ids.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    community_id: Mapped[str] = mapped_column(String(64), index=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    currency: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(256))
+    playbook: Mapped[str] = mapped_column(String(64))
+    cause: Mapped[str] = mapped_column(String(512))
+
+
+class Posting(Base):
+    __tablename__ = "ledger_postings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    #: Signed integer minor units; the postings of one transaction sum to zero.
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Rollup(Base):
+    """Member × group × local-day counters, kept in the event's transaction."""
+
+    __tablename__ = "rollups"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    #: The day in the community's time zone.
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    characters: Mapped[int] = mapped_column(BigInteger, default=0)
+    media: Mapped[int] = mapped_column(Integer, default=0)
+    links: Mapped[int] = mapped_column(Integer, default=0)
+    replies: Mapped[int] = mapped_column(Integer, default=0)
+    mentions_sent: Mapped[int] = mapped_column(Integer, default=0)
+    mentions_received: Mapped[int] = mapped_column(Integer, default=0)
+    reactions_given: Mapped[int] = mapped_column(Integer, default=0)
+    reactions_received: Mapped[int] = mapped_column(Integer, default=0)
+    joins: Mapped[int] = mapped_column(Integer, default=0)
+    leaves: Mapped[int] = mapped_column(Integer, default=0)
+    checkins: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+#: Counters a playbook may bump with ``ctx.count(name)``.
+ROLLUP_COUNTERS = (
+    "messages",
+    "characters",
+    "media",
+    "links",
+    "replies",
+    "mentions_sent",
+    "mentions_received",
+    "reactions_given",
+    "reactions_received",
+    "joins",
+    "leaves",
+    "checkins",
+    "points",
+)
