@@ -244,6 +244,11 @@ class Context:
         """A display-safe name for ``member``: controls and bidi marks removed."""
         return display_name(self._engine._member_name(self.group, member), member)
 
+    def title(self, member: str) -> str | None:
+        """The member's conferred title (e.g. "资深运营"), display-safe, or None."""
+        raw = self._engine._member_title(self.group, member)
+        return display_name(raw, "") or None if raw else None
+
     # --- words --------------------------------------------------------------
 
     def render(self, template: str, **values: Any) -> str:

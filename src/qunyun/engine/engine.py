@@ -552,7 +552,7 @@ class Engine:
             assert conn is not None
             t = m.Member.__table__
             row = conn.execute(
-                select(t.c.id, t.c.name).where(
+                select(t.c.id, t.c.name, t.c.title).where(
                     t.c.community_id == cid, t.c.platform == platform, t.c.user_id == uid
                 )
             ).first()
@@ -571,9 +571,9 @@ class Engine:
                     )
                     .returning(t.c.id)
                 ).scalar_one()
-                entry = [int(mid), name]
+                entry = [int(mid), name, None]
             else:
-                entry = [int(row[0]), row[1]]
+                entry = [int(row[0]), row[1], row[2]]
             self._members[key] = entry
         if ts is not None:
             if name is not None and name != entry[1]:
@@ -588,6 +588,11 @@ class Engine:
             self._member_id(group.community.id, group.platform, uid, None, None)
             entry = self._members.get(key)
         return entry[1] if entry else None
+
+    def _member_title(self, group: GroupSettings, uid: str) -> str | None:
+        self._member_name(group, uid)
+        entry = self._members.get((group.community.id, group.platform, uid))
+        return entry[2] if entry else None
 
     # ------------------------------------------------------------- playbooks
 
