@@ -1,1 +1,400 @@
-"""placeholder"""
+"""``qunyun demo``: simulate a learning community, run it, show what happened."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from qunyun.adapters.sim import PERSONAS
+from qunyun.cli.app import app
+from qunyun.core.errors import QunyunError
+from qunyun.demo import DemoRun, Summary, run_demo
+
+
+class Lang(StrEnum):
+    zh = "zh-CN"
+    en = "en"
+
+
+LABELS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "title": "{community} · {days} 天模拟（{groups} 个群，{members} 人，种子 {seed}）",
+        "progress": "模拟中",
+        "day": "第 {day} 天",
+        "overview": "概况",
+        "events": "事件",
+        "messages": "消息",
+        "reactions": "表情回应",
+        "joins": "入群",
+        "leaves": "退群",
+        "removed": "被移出",
+        "members_now": "当前成员",
+        "welcome": "欢迎仪式",
+        "welcome_messages": "欢迎消息",
+        "newcomers_welcomed": "被欢迎的新人",
+        "charters": "重发群公约",
+        "checkin": "每日打卡",
+        "checkins": "打卡次数",
+        "checkin_members": "打卡人数",
+        "longest_streak": "最长连续",
+        "streak_days": "{n} 天（{name}）",
+        "streaks": "最佳连续天数分布",
+        "streak_bucket": "{label} 天",
+        "members": "人数",
+        "levels": "等级",
+        "level_ups": "升级次数",
+        "level_held": "当前达到「{name}」",
+        "faq": "关键词问答",
+        "faq_answers": "自动回答",
+        "faq_entry": "条目 {entry}",
+        "moderation": "秩序",
+        "rule": "规则",
+        "hits": "命中（已删除）",
+        "removals": "移出",
+        "warnings": "警告",
+        "deletions": "删除消息",
+        "no_hits": "没有违规",
+        "top": "最活跃的 10 位成员",
+        "rank": "#",
+        "name": "成员",
+        "checkins_short": "打卡",
+        "points": "积分",
+        "groups": "各群活跃度（最近 7 天）",
+        "group": "群",
+        "speakers": "发言人数",
+        "ratio": "活跃率",
+        "bot": "机器人动作",
+        "failures": "玩法出错 {n} 次（已隔离回滚，详见 failures 表）",
+        "speed": "共处理 {events:,} 个事件，{actions:,} 个动作，用时 {seconds:.1f} 秒（{rate:,.0f} 事件/秒）。",
+        "files": "文件（目录每次运行都会重建）：",
+        "config": "配置",
+        "events_file": "事件",
+        "db": "数据库",
+        "replay": "用引擎重放这些事件：",
+        "rule_blacklist": "违禁词",
+        "rule_ads": "广告",
+        "rule_contact": "留联系方式",
+        "rule_links": "外链",
+        "rule_qr": "二维码",
+        "rule_oversize": "超长/不合适内容",
+        "rule_flood": "刷屏",
+        "rule_rejoin": "被移出后再入群",
+        "cast": "模拟的成员：{cast}",
+        "cast_sep": "，",
+    },
+    "en": {
+        "title": "{community} · {days}-day simulation ({groups} groups, {members} members, seed {seed})",
+        "progress": "Simulating",
+        "day": "day {day}",
+        "overview": "Overview",
+        "events": "Events",
+        "messages": "Messages",
+        "reactions": "Reactions",
+        "joins": "Joins",
+        "leaves": "Left",
+        "removed": "Removed",
+        "members_now": "Members now",
+        "welcome": "Welcome",
+        "welcome_messages": "Welcome messages",
+        "newcomers_welcomed": "Newcomers welcomed",
+        "charters": "Charter reposts",
+        "checkin": "Check-in",
+        "checkins": "Check-ins",
+        "checkin_members": "Members who checked in",
+        "longest_streak": "Longest streak",
+        "streak_days": "{n} days ({name})",
+        "streaks": "Best-streak distribution",
+        "streak_bucket": "{label} days",
+        "members": "Members",
+        "levels": "Levels",
+        "level_ups": "Level-ups",
+        "level_held": "Now at {name}",
+        "faq": "FAQ",
+        "faq_answers": "Answers",
+        "faq_entry": "entry {entry}",
+        "moderation": "Moderation",
+        "rule": "Rule",
+        "hits": "Hits (deleted)",
+        "removals": "Removed",
+        "warnings": "Warnings",
+        "deletions": "Messages deleted",
+        "no_hits": "No rule was broken",
+        "top": "Top 10 most active members",
+        "rank": "#",
+        "name": "Member",
+        "checkins_short": "Check-ins",
+        "points": "Points",
+        "groups": "Activity per group (last 7 days)",
+        "group": "Group",
+        "speakers": "Speakers",
+        "ratio": "Active ratio",
+        "bot": "Bot actions",
+        "failures": "{n} playbook failures (isolated and rolled back; see the failures table)",
+        "speed": "Handled {events:,} events and {actions:,} actions in {seconds:.1f} s ({rate:,.0f} events/s).",
+        "files": "Files (the directory is recreated on every run):",
+        "config": "config",
+        "events_file": "events",
+        "db": "database",
+        "replay": "Replay these events through the engine:",
+        "rule_blacklist": "banned words",
+        "rule_ads": "ads",
+        "rule_contact": "contact details",
+        "rule_links": "links",
+        "rule_qr": "QR codes",
+        "rule_oversize": "oversized/unwanted content",
+        "rule_flood": "flooding",
+        "rule_rejoin": "rejoined after removal",
+        "cast": "Simulated members: {cast}",
+        "cast_sep": ", ",
+    },
+}
+
+
+@app.command()
+def demo(
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same community.")
+    ] = 42,
+    groups: Annotated[int, typer.Option(min=1, max=50, help="Number of group chats.")] = 3,
+    members: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Members in all groups together.")
+    ] = 300,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Simulated days.")] = 30,
+    lang: Annotated[
+        Lang, typer.Option("--lang", help="Language of the bot and of this summary.")
+    ] = Lang.zh,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Directory for qunyun.yaml, events.jsonl and demo.db (recreated each run).",
+        ),
+    ] = Path("qunyun-demo"),
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL instead of DIR/demo.db (it must hold no events yet)."
+        ),
+    ] = None,
+) -> None:
+    """Simulate a learning community, run it through the engine and summarise it.
+
+    Writes DIR (default ./qunyun-demo, recreated on every run) with the demo
+    config, every simulated event (replayable with `qunyun replay`) and the
+    SQLite database, then prints what the bot did and how the groups are doing.
+    """
+    console = Console()
+    locale = lang.value
+    t = LABELS[locale]
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[events]:,} " + t["events"].lower()),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    try:
+        with progress:
+            task = progress.add_task(t["progress"], total=days, events=0)
+
+            def on_day(done: int, events: int) -> None:
+                progress.update(task, completed=done, events=events)
+
+            run = run_demo(
+                seed=seed,
+                groups=groups,
+                members=members,
+                days=days,
+                lang=locale,
+                out=out,
+                db_url=db,
+                on_day=on_day,
+            )
+    except QunyunError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    render(console, run, locale, seed=seed, groups=groups, members=members, days=days)
+
+
+# ------------------------------------------------------------------ render
+
+
+def _table(title: str, *columns: str, right: tuple[int, ...] = ()) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", show_header=bool(columns))
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="right" if i in right else "left")
+    return table
+
+
+def _pairs(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", show_header=False)
+    table.add_column()
+    table.add_column(justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def render(
+    console: Console, run: DemoRun, locale: str, *, seed: int, groups: int, members: int, days: int
+) -> None:
+    """Print the summary of a demo run."""
+    t = LABELS[locale]
+    s: Summary = run.summary
+    console.print()
+    title = t["title"].format(
+        community=s.community, days=days, groups=groups, members=members, seed=seed
+    )
+    console.print(f"[bold cyan]{escape(title)}[/]")
+    console.print(f"{s.first_day.isoformat()} → {s.last_day.isoformat()}", style="dim")
+    cast = t["cast_sep"].join(
+        f"{PERSONAS[kind].label[locale]} {count}" for kind, count in run.personas.items() if count
+    )
+    console.print(t["cast"].format(cast=cast), style="dim", highlight=False)
+    console.print(
+        _pairs(
+            t["overview"],
+            [
+                (t["events"], f"{s.events:,}"),
+                (t["messages"], f"{s.messages:,}"),
+                (t["reactions"], f"{s.reactions:,}"),
+                (t["joins"], f"{s.joins:,}"),
+                (t["leaves"], f"{s.leaves - s.removed:,}"),
+                (t["removed"], f"{s.removed:,}"),
+                (t["members_now"], f"{s.members_now:,}"),
+            ],
+        )
+    )
+    console.print(
+        _pairs(
+            t["welcome"],
+            [
+                (t["welcome_messages"], f"{s.welcome_messages:,}"),
+                (t["newcomers_welcomed"], f"{s.newcomers_welcomed:,} / {s.joins:,}"),
+                (t["charters"], f"{s.charters:,}"),
+            ],
+        )
+    )
+    streak = (
+        t["streak_days"].format(n=s.longest_streak, name=s.longest_streak_member)
+        if s.longest_streak_member
+        else "—"
+    )
+    console.print(
+        _pairs(
+            t["checkin"],
+            [
+                (t["checkins"], f"{s.checkins:,}"),
+                (t["checkin_members"], f"{s.checkin_members:,}"),
+                (t["longest_streak"], streak),
+            ],
+        )
+    )
+    dist = _table(t["streaks"], t["longest_streak"], t["members"], right=(1,))
+    for label, count in s.streaks:
+        dist.add_row(t["streak_bucket"].format(label=label), f"{count:,}")
+    console.print(dist)
+    console.print(
+        _pairs(
+            t["levels"],
+            [(t["level_ups"], f"{s.level_ups:,}")]
+            + [(t["level_held"].format(name=name), f"{count:,}") for name, count in s.levels],
+        )
+    )
+    console.print(
+        _pairs(
+            t["faq"],
+            [(t["faq_answers"], f"{s.faq_answers:,}")]
+            + [
+                (t["faq_entry"].format(entry=entry), f"{count:,}")
+                for entry, count in s.faq_by_entry
+            ],
+        )
+    )
+    mod = _table(t["moderation"], t["rule"], t["hits"], t["removals"], right=(1, 2))
+    for rule, (hits, removed) in s.by_rule.items():
+        mod.add_row(t.get(f"rule_{rule}", rule), f"{hits:,}", f"{removed:,}")
+    if not s.by_rule:
+        mod.add_row(t["no_hits"], "0", "0")
+    mod.add_section()
+    mod.add_row(t["warnings"], f"{s.warnings:,}", "")
+    mod.add_row(t["deletions"], f"{s.deletions:,}", "")
+    mod.add_row(t["removals"], "", f"{s.removals:,}")
+    console.print(mod)
+    top = _table(
+        t["top"],
+        t["rank"],
+        t["name"],
+        t["messages"],
+        t["checkins_short"],
+        t["points"],
+        right=(0, 2, 3, 4),
+    )
+    for i, person in enumerate(s.top_members, 1):
+        top.add_row(
+            str(i),
+            person.name,
+            f"{person.messages:,}",
+            f"{person.checkins:,}",
+            f"{person.points:,}",
+        )
+    console.print(top)
+    gt = _table(
+        t["groups"],
+        t["group"],
+        t["members_now"],
+        t["speakers"],
+        t["ratio"],
+        t["messages"],
+        right=(1, 2, 3, 4),
+    )
+    for g in s.groups:
+        gt.add_row(
+            f"{g.name} ({g.key})",
+            f"{g.members:,}",
+            f"{g.speakers_7d:,}",
+            f"{g.active_ratio:.0%}",
+            f"{g.messages:,}",
+        )
+    console.print(gt)
+    console.print(
+        _pairs(t["bot"], [(playbook, f"{count:,}") for playbook, count in s.bot_actions.items()])
+    )
+    if s.failures:
+        console.print(f"[yellow]{t['failures'].format(n=s.failures)}[/]")
+    console.print(
+        t["speed"].format(
+            events=run.events, actions=run.actions, seconds=run.seconds, rate=run.events_per_second
+        )
+    )
+    console.print()
+    console.print(t["files"])
+    console.print(f"  {t['config']}: {run.config_path}", highlight=False)
+    console.print(f"  {t['events_file']}: {run.events_path}", highlight=False)
+    console.print(f"  {t['db']}: {_safe_url(run.db_url)}", highlight=False)
+    console.print(t["replay"])
+    replay_db = f"sqlite:///{run.out / 'replay.db'}"
+    console.print(
+        f"  qunyun replay {run.events_path} --config {run.config_path} --db {replay_db} "
+        f"--actions {run.out / 'actions.jsonl'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url

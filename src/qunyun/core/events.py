@@ -47,7 +47,8 @@ ContentType = Literal[
     "text", "image", "voice", "video", "file", "link", "sticker", "red_packet", "system"
 ]
 
-Id = Annotated[str, Field(min_length=1, max_length=256)]
+#: Ids are printable: no control characters (they would break logs and SQL text).
+Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 #: Lines longer than this are refused at the edge (a 1 MB message is fine).
 MAX_LINE_BYTES = 16 * 1024 * 1024

@@ -25,10 +25,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine as SAEngine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine as SAEngine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,6 +41,7 @@ from qunyun.engine.registry import Registry, default_registry
 from qunyun.engine.scheduler import next_due
 from qunyun.engine.unit import DELETED, MISSING, Layer, PendingJob, PendingTxn, Unit
 from qunyun.store import models as m
+from qunyun.store.bulk import Bulk
 
 log = logging.getLogger("qunyun.engine")
 
@@ -48,6 +49,25 @@ _MEDIA = frozenset({"image", "voice", "video", "file", "sticker"})
 _COUNTERS = m.ROLLUP_COUNTERS
 _ZERO_COUNTS = dict.fromkeys(_COUNTERS, 0)
 _NO_ARG: Any = object()
+
+_EVENT_COLS = ("platform", "event_id", "group_id", "type", "ts", "actor", "status", "payload")
+_MESSAGE_COLS = (
+    "group_id", "member_id", "msg_id", "event_id", "ts", "content_type", "text", "reply_to", "mentions", "status",
+)
+_ROLLUP_COLS = ("group_id", "member_id", "day", "community_id", *_COUNTERS)
+_STATE_COLS = ("community_id", "playbook", "key", "value", "updated_at")
+_ACTION_COLS = (
+    "id", "ts", "community_id", "group_key", "platform", "type", "playbook", "cause", "payload",
+    "status", "attempts", "downgraded_from",
+)
+_RECORD_COLS = ("community_id", "group_key", "playbook", "kind", "member", "ts", "cause", "data")
+_TXN_COLS = ("id", "community_id", "ts", "currency", "reason", "playbook", "cause")
+_POSTING_COLS = ("transaction_id", "account_id", "amount")
+
+
+def _clean(text: str) -> str:
+    """Text as every database can store it: PostgreSQL refuses NUL characters."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +120,8 @@ class Engine:
         self._conn: Connection | None = None
         self._unit = Unit()
         self._upsert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
+        self._bulk = Bulk(db.dialect.name)
+        self._build_statements()
         self._reset_caches()
         self._jobs_loaded = False
         self._setup_done: set[tuple[str, str]] = set()
@@ -116,13 +138,58 @@ class Engine:
         #: Optional hook: called with each committed batch's action rows.
         self.on_commit: Callable[[list[dict[str, Any]]], None] | None = None
 
+    # ------------------------------------------------------------ statements
+
+    #: Up to this many members are loaded into memory when a batch starts.
+    MEMBER_PRELOAD_LIMIT = 500_000
+
+    def _build_statements(self) -> None:
+        """Statements built once: executing them hits SQLAlchemy's compiled cache."""
+        mt = m.Member.__table__
+        self._q_member = select(mt.c.id, mt.c.name, mt.c.title).where(
+            mt.c.community_id == bindparam("c"), mt.c.platform == bindparam("p"), mt.c.user_id == bindparam("u")
+        )
+        # ON CONFLICT DO NOTHING: another process may have added the member since we
+        # loaded our cache; then we read its id instead of failing the batch.
+        self._i_member = self._upsert(mt).on_conflict_do_nothing().returning(mt.c.id)
+        st = m.PlaybookState.__table__
+        self._q_state = select(st.c.value).where(
+            st.c.community_id == bindparam("c"), st.c.playbook == bindparam("p"), st.c.key == bindparam("k")
+        )
+        self._q_state_all = select(st.c.key, st.c.value).where(
+            st.c.community_id == bindparam("c"), st.c.playbook == bindparam("p")
+        )
+        msg = m.MessageRow.__table__
+        self._q_author = (
+            select(msg.c.member_id)
+            .where(msg.c.group_id == bindparam("g"), msg.c.msg_id == bindparam("mid"))
+            .limit(1)
+        )
+        ms = m.Membership.__table__
+        self._membership_upserts: dict[frozenset[str], Any] = {}
+        self._ms_table = ms
+
+    def _membership_stmt(self, fields: frozenset[str]) -> Any:
+        stmt = self._membership_upserts.get(fields)
+        if stmt is None:
+            ms = self._ms_table
+            ins = self._upsert(ms)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[ms.c.group_id, ms.c.member_id],
+                set_={f: ins.excluded[f] for f in fields if f not in ("group_id", "member_id", "role")},
+            )
+            self._membership_upserts[fields] = stmt
+        return stmt
+
     # ------------------------------------------------------------------ caches
 
     def _reset_caches(self) -> None:
         self._groups: dict[tuple[str, str], tuple[int, datetime | None]] = {}
         self._members: dict[tuple[str, str, str], list[Any]] = {}
-        self._memberships: dict[tuple[int, int], str] = {}
         self._state: dict[tuple[str, str, str], Any] = {}
+        self._state_loaded: set[tuple[str, str]] = set()
+        self._titles: dict[tuple[str, str, str], datetime] = {}
+        self._members_loaded = False
         self._accounts: dict[tuple[str, str], list[int]] = {}
         self._authors: _LRU = _LRU(200_000)
         self._communities_ready = False
@@ -187,6 +254,15 @@ class Engine:
                         )
                     )
             self._communities_ready = True
+        if not self._members_loaded:
+            mt = m.Member.__table__
+            n = conn.execute(select(func.count()).select_from(mt)).scalar_one()
+            if n <= self.MEMBER_PRELOAD_LIMIT:
+                for row in conn.execute(
+                    select(mt.c.community_id, mt.c.platform, mt.c.user_id, mt.c.id, mt.c.name, mt.c.title)
+                ):
+                    self._members[(row[0], row[1], row[2])] = [int(row[3]), row[4], row[5]]
+                self._members_loaded = True
         if not self._jobs_loaded:
             self._jobs = {}
             self._heap = []
@@ -235,6 +311,44 @@ class Engine:
                 assert isinstance(self.clock, FakeClock)
                 self.clock.set(when)
         return fired
+
+    def export_member(self, community: str, platform: str, member: str) -> dict[str, Any]:
+        """What every playbook of ``community`` keeps about ``member`` (privacy: access)."""
+        out: dict[str, Any] = {}
+        with self.transaction():
+            for group in self._any_group(community, platform):
+                for pid in group.playbooks:
+                    if pid in out:
+                        continue
+                    pb = self.playbook(pid)
+                    layer = self._layer(pid, f"export:{member}", community)
+                    ctx = Context(self, pb, layer, group, self.clock.now())
+                    out[pid] = pb.export_member(ctx, member)
+        return out
+
+    def erase_member(self, community: str, platform: str, member: str) -> list[str]:
+        """Ask every playbook of ``community`` to erase ``member``; returns the playbooks that failed."""
+        failed: list[str] = []
+        with self.transaction():
+            done: set[str] = set()
+            for group in self._any_group(community, platform):
+                for pid in group.playbooks:
+                    if pid in done:
+                        continue
+                    done.add(pid)
+                    pb = self.playbook(pid)
+                    layer = self._layer(pid, f"erase:{member}", community)
+                    ctx = Context(self, pb, layer, group, self.clock.now())
+                    if not self._run(pb.erase_member, ctx, member, layer, group):
+                        failed.append(pid)
+        return failed
+
+    def _any_group(self, community: str, platform: str) -> list[GroupSettings]:
+        settings = self.settings.communities.get(community)
+        if settings is None:
+            raise KeyError(f"unknown community {community!r}")
+        groups = [g for g in settings.groups.values() if g.platform == platform]
+        return groups[:1] if groups else []
 
     def setup_groups(self) -> None:
         """Run every configured group's playbook ``setup`` (registers cron jobs)."""
@@ -376,17 +490,18 @@ class Engine:
                     break
         self._watch_ledger(merged, group, now, cause, event=event)
 
+        bulk = self._bulk
         unit.events.append(
-            {
-                "platform": event.platform,
-                "event_id": event.id,
-                "group_id": gid,
-                "type": etype,
-                "ts": ts,
-                "actor": actor.id,
-                "status": "late" if late else "handled",
-                "payload": event.model_dump(mode="json"),
-            }
+            (
+                event.platform,
+                event.id,
+                gid,
+                etype,
+                bulk.ts(ts),
+                actor.id,
+                "late" if late else "handled",
+                _clean(event.model_dump_json()),
+            )
         )
         unit.event_keys.add(dedup)
         if late:
@@ -402,19 +517,20 @@ class Engine:
     def _core_message(self, event: Any, group: GroupSettings, gid: int, mid: int, day: date) -> None:
         cid = group.community.id
         text: str = event.text
+        bulk = self._bulk
         self._unit.messages.append(
-            {
-                "group_id": gid,
-                "member_id": mid,
-                "msg_id": event.msg_id,
-                "event_id": event.id,
-                "ts": event.ts,
-                "content_type": event.content_type,
-                "text": text,
-                "reply_to": event.reply_to,
-                "mentions": event.mentions or None,
-                "status": "visible",
-            }
+            (
+                gid,
+                mid,
+                event.msg_id,
+                event.id,
+                bulk.ts(event.ts),
+                event.content_type,
+                _clean(text),
+                event.reply_to,
+                bulk.json(event.mentions) if event.mentions else None,
+                "visible",
+            )
         )
         self._authors.put((gid, event.msg_id), mid)
         row = self._rollup(gid, mid, day, cid)
@@ -462,21 +578,9 @@ class Engine:
         conn.execute(update(t).where(t.c.group_id == gid, t.c.msg_id == event.target).values(**values))
 
     def _set_membership(self, gid: int, mid: int, **values: Any) -> None:
-        conn = self._conn
-        assert conn is not None
-        t = m.Membership.__table__
-        known = self._memberships.get((gid, mid))
-        if known is None:
-            row = conn.execute(
-                select(t.c.id).where(t.c.group_id == gid, t.c.member_id == mid)
-            ).first()
-            known = "yes" if row else "no"
-        if known == "no":
-            conn.execute(insert(t).values(group_id=gid, member_id=mid, **values))
-        else:
-            values.pop("role", None)
-            conn.execute(update(t).where(t.c.group_id == gid, t.c.member_id == mid).values(**values))
-        self._memberships[(gid, mid)] = "yes"
+        """Buffer a membership change; the latest value of each field wins at flush."""
+        row = self._unit.memberships.setdefault((gid, mid), {"group_id": gid, "member_id": mid})
+        row.update(values)
 
     def _rollup(self, gid: int, mid: int, day: date, cid: str) -> dict[str, Any]:
         key = (gid, mid, day)
@@ -497,10 +601,7 @@ class Engine:
         conn = self._conn
         assert conn is not None
         self._flush_messages()
-        t = m.MessageRow.__table__
-        row = conn.execute(
-            select(t.c.member_id).where(t.c.group_id == gid, t.c.msg_id == msg_id).limit(1)
-        ).first()
+        row = conn.execute(self._q_author, {"g": gid, "mid": msg_id}).first()
         if row is None:
             return None
         self._authors.put((gid, msg_id), row[0])
@@ -550,27 +651,26 @@ class Engine:
         if entry is None:
             conn = self._conn
             assert conn is not None
-            t = m.Member.__table__
-            row = conn.execute(
-                select(t.c.id, t.c.name, t.c.title).where(
-                    t.c.community_id == cid, t.c.platform == platform, t.c.user_id == uid
-                )
-            ).first()
+            row = None
+            if not self._members_loaded:
+                row = conn.execute(self._q_member, {"c": cid, "p": platform, "u": uid}).first()
             if row is None:
                 when = ts or self.clock.now()
                 mid = conn.execute(
-                    insert(t)
-                    .values(
-                        community_id=cid,
-                        platform=platform,
-                        user_id=uid,
-                        name=name,
-                        first_seen_at=when,
-                        last_seen_at=when,
-                        erased=False,
-                    )
-                    .returning(t.c.id)
-                ).scalar_one()
+                    self._i_member,
+                    {
+                        "community_id": cid,
+                        "platform": platform,
+                        "user_id": uid,
+                        "name": name,
+                        "first_seen_at": when,
+                        "last_seen_at": when,
+                        "erased": False,
+                    },
+                ).scalar()
+                if mid is None:
+                    row = conn.execute(self._q_member, {"c": cid, "p": platform, "u": uid}).one()
+                    mid = row[0]
                 entry = [int(mid), name, None]
             else:
                 entry = [int(row[0]), row[1], row[2]]
@@ -589,10 +689,27 @@ class Engine:
             entry = self._members.get(key)
         return entry[1] if entry else None
 
+    #: Titles are conferred by admins outside the engine: re-read them this often.
+    TITLE_TTL = timedelta(minutes=10)
+
     def _member_title(self, group: GroupSettings, uid: str) -> str | None:
+        """A member's title, re-read from the database at most every ``TITLE_TTL``
+        of clock time (titles are conferred outside the engine)."""
+        key = (group.community.id, group.platform, uid)
         self._member_name(group, uid)
-        entry = self._members.get((group.community.id, group.platform, uid))
-        return entry[2] if entry else None
+        entry = self._members[key]
+        now = self.clock.now()
+        checked = self._titles.get(key)
+        if checked is None:
+            self._titles[key] = now  # just loaded or created: fresh
+            return entry[2]  # type: ignore[no-any-return]
+        if now - checked >= self.TITLE_TTL:
+            conn = self._conn
+            assert conn is not None
+            row = conn.execute(self._q_member, {"c": key[0], "p": key[1], "u": uid}).first()
+            entry[2] = row[2] if row is not None else None
+            self._titles[key] = now
+        return entry[2]  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------- playbooks
 
@@ -754,15 +871,37 @@ class Engine:
         skey = (cid, pid, key)
         value = self._state.get(skey, MISSING)
         if value is MISSING:
+            if (cid, pid) not in self._state_loaded:
+                self._load_state(cid, pid)
+                value = self._state.get(skey, MISSING)
+                if value is not MISSING:
+                    return value
+            else:
+                return DELETED
             conn = self._conn
             assert conn is not None
-            t = m.PlaybookState.__table__
-            row = conn.execute(
-                select(t.c.value).where(t.c.community_id == cid, t.c.playbook == pid, t.c.key == key)
-            ).first()
+            row = conn.execute(self._q_state, {"c": cid, "p": pid, "k": key}).first()
             value = row[0] if row is not None else DELETED
             self._state[skey] = value
         return value
+
+    #: Playbook state of up to this many keys is loaded whole on first use.
+    STATE_PRELOAD_LIMIT = 200_000
+
+    def _load_state(self, cid: str, pid: str) -> None:
+        """Load a playbook's whole state into the cache, if it is small enough."""
+        conn = self._conn
+        assert conn is not None
+        t = m.PlaybookState.__table__
+        n = conn.execute(
+            select(func.count()).select_from(t).where(t.c.community_id == cid, t.c.playbook == pid)
+        ).scalar_one()
+        if n > self.STATE_PRELOAD_LIMIT:
+            return
+        self._flush_state()
+        for key, value in conn.execute(self._q_state_all, {"c": cid, "p": pid}):
+            self._state.setdefault((cid, pid, key), value)
+        self._state_loaded.add((cid, pid))
 
     def _state_scan(self, cid: str, pid: str, prefix: str) -> Iterator[tuple[str, Any]]:
         conn = self._conn
@@ -910,7 +1049,8 @@ class Engine:
         conn = self._conn
         assert conn is not None
         if self._unit.messages:
-            conn.execute(insert(m.MessageRow.__table__), self._unit.messages)
+            b = self._bulk
+            b.run(conn, b.insert_sql(m.MessageRow.__table__, _MESSAGE_COLS), self._unit.messages)
             self._unit.messages = []
 
     def _flush_state(self) -> None:
@@ -919,32 +1059,27 @@ class Engine:
         unit = self._unit
         if not unit.state_dirty:
             return
+        b = self._bulk
         t = m.PlaybookState.__table__
-        now = self.clock.now()
+        now = b.ts(self.clock.now())
         puts = []
         dels = []
         for cid, pid, key in unit.state_dirty:
             value = self._state.get((cid, pid, key), DELETED)
             if value is DELETED or value is MISSING:
-                dels.append({"c": cid, "p": pid, "k": key})
+                dels.append((cid, pid, key))
             else:
-                puts.append(
-                    {"community_id": cid, "playbook": pid, "key": key, "value": value, "updated_at": now}
-                )
-        if puts:
-            stmt = self._upsert(t)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[t.c.community_id, t.c.playbook, t.c.key],
-                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-            )
-            conn.execute(stmt, puts)
+                puts.append((cid, pid, key, b.json(value), now))
+        b.run(
+            conn,
+            b.upsert_sql(t, _STATE_COLS, ("community_id", "playbook", "key"), replace=("value", "updated_at")),
+            puts,
+        )
         if dels:
-            conn.execute(
-                delete(t).where(
-                    t.c.community_id == bindparam("c"),
-                    t.c.playbook == bindparam("p"),
-                    t.c.key == bindparam("k"),
-                ),
+            mark = "?" if b.sqlite else "%s"
+            b.run(
+                conn,
+                f"DELETE FROM playbook_state WHERE community_id = {mark} AND playbook = {mark} AND key = {mark}",
                 dels,
             )
         unit.state_dirty = set()
@@ -953,36 +1088,59 @@ class Engine:
         conn = self._conn
         assert conn is not None
         unit = self._unit
+        b = self._bulk
+        mark = "?" if b.sqlite else "%s"
         if unit.events:
-            conn.execute(insert(m.EventRow.__table__), unit.events)
+            b.run(conn, b.insert_sql(m.EventRow.__table__, _EVENT_COLS), unit.events)
             unit.events = []
         self._flush_messages()
         if unit.rollups:
-            t = m.Rollup.__table__
             rows = [
-                {"group_id": g, "member_id": mm, "day": d, **counts}
+                (g, mm, b.day(d), counts["community_id"], *[counts[c] for c in _COUNTERS])
                 for (g, mm, d), counts in unit.rollups.items()
             ]
-            stmt = self._upsert(t)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[t.c.group_id, t.c.member_id, t.c.day],
-                set_={c: t.c[c] + stmt.excluded[c] for c in _COUNTERS},
+            b.run(
+                conn,
+                b.upsert_sql(m.Rollup.__table__, _ROLLUP_COLS, ("group_id", "member_id", "day"), add=_COUNTERS),
+                rows,
             )
-            conn.execute(stmt, rows)
             unit.rollups = {}
         self._flush_state()
         if unit.txns:
             self._flush_ledger(unit.txns)
             unit.txns = []
         if unit.actions:
-            conn.execute(insert(m.ActionRow.__table__), unit.actions)
+            rows = [
+                (
+                    a["id"], b.ts(a["ts"]), a["community_id"], a["group_key"], a["platform"], a["type"],
+                    a["playbook"], a["cause"], b.json(a["payload"]), a["status"], a["attempts"],
+                    a["downgraded_from"],
+                )
+                for a in unit.actions
+            ]
+            b.run(conn, b.insert_sql(m.ActionRow.__table__, _ACTION_COLS), rows)
             unit.actions = []
         if unit.records:
-            conn.execute(insert(m.Record.__table__), unit.records)
+            rows = [
+                (
+                    r["community_id"], r["group_key"], r["playbook"], r["kind"], r["member"],
+                    b.ts(r["ts"]), r["cause"], b.json(r["data"]),
+                )
+                for r in unit.records
+            ]
+            b.run(conn, b.insert_sql(m.Record.__table__, _RECORD_COLS), rows)
             unit.records = []
         if unit.failures:
             conn.execute(insert(m.Failure.__table__), unit.failures)
             unit.failures = []
+        if unit.memberships:
+            shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+            for row in unit.memberships.values():
+                shapes.setdefault(frozenset(row), []).append(row)
+            for fields, rows_ in shapes.items():
+                full = [{"role": "member", "status": "active", **r} for r in rows_]
+                conn.execute(self._membership_stmt(fields), full)
+            unit.memberships = {}
         if unit.jobs_dirty:
             t = m.Job.__table__
             puts = [self._jobs[j].row() for j in unit.jobs_dirty if j in self._jobs]
@@ -998,57 +1156,43 @@ class Engine:
                 conn.execute(stmt, puts)
             unit.jobs_dirty = set()
         if unit.group_last:
-            t = m.Group.__table__
-            conn.execute(
-                update(t).where(t.c.id == bindparam("gid")).values(last_event_at=bindparam("ts")),
-                [{"gid": g, "ts": ts} for g, ts in unit.group_last.items()],
+            b.run(
+                conn,
+                f"UPDATE groups SET last_event_at = {mark} WHERE id = {mark}",
+                [(b.ts(ts), g) for g, ts in unit.group_last.items()],
             )
             unit.group_last = {}
         if unit.member_seen:
-            t = m.Member.__table__
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("mid"))
-                .values(name=bindparam("nm"), last_seen_at=bindparam("ts")),
-                [{"mid": mid, "nm": nm, "ts": ts} for mid, (nm, ts) in unit.member_seen.items()],
+            b.run(
+                conn,
+                f"UPDATE members SET name = {mark}, last_seen_at = {mark} WHERE id = {mark}",
+                [(_clean(nm) if nm else nm, b.ts(ts), mid) for mid, (nm, ts) in unit.member_seen.items()],
             )
             unit.member_seen = {}
 
     def _flush_ledger(self, txns: list[PendingTxn]) -> None:
         conn = self._conn
         assert conn is not None
-        conn.execute(
-            insert(m.LedgerTransaction.__table__),
-            [
-                {
-                    "id": t.id,
-                    "community_id": t.community_id,
-                    "ts": t.ts,
-                    "currency": t.currency,
-                    "reason": t.reason,
-                    "playbook": t.playbook,
-                    "cause": t.cause,
-                }
-                for t in txns
-            ],
+        b = self._bulk
+        mark = "?" if b.sqlite else "%s"
+        b.run(
+            conn,
+            b.insert_sql(m.LedgerTransaction.__table__, _TXN_COLS),
+            [(t.id, t.community_id, b.ts(t.ts), t.currency, t.reason, t.playbook, t.cause) for t in txns],
         )
         postings = []
         deltas: dict[int, int] = {}
         for t in txns:
-            cid = t.community_id
             for p in t.postings:
-                aid = self._accounts[(cid, p.account_code)][0]
-                postings.append({"transaction_id": t.id, "account_id": aid, "amount": p.amount})
+                aid = self._accounts[(t.community_id, p.account_code)][0]
+                postings.append((t.id, aid, p.amount))
                 deltas[aid] = deltas.get(aid, 0) + p.amount
-        conn.execute(insert(m.Posting.__table__), postings)
-        t_acc = m.Account.__table__
-        conn.execute(
-            update(t_acc)
-            .where(t_acc.c.id == bindparam("aid"))
-            .values(balance=t_acc.c.balance + bindparam("delta")),
-            [{"aid": a, "delta": d} for a, d in deltas.items()],
+        b.run(conn, b.insert_sql(m.Posting.__table__, _POSTING_COLS), postings)
+        b.run(
+            conn,
+            f"UPDATE ledger_accounts SET balance = balance + {mark} WHERE id = {mark}",
+            [(d, a) for a, d in deltas.items()],
         )
-
 
 
 def run_events(engine: Engine, events: Iterable[BaseEvent]) -> list[Outcome]:

@@ -73,10 +73,18 @@ class Playbook:
         """See the ledger postings other playbooks made for this event or job."""
 
     def export_member(self, ctx: Context, member: str) -> dict[str, Any]:
-        """Everything this playbook keeps about ``member`` (a platform user id)."""
-        return {key: value for key, value in ctx.state.scan(f"m:{member}")}
+        """Everything this playbook keeps about ``member`` (a platform user id).
+
+        The default covers the state convention: the key ``m:<member>`` and
+        keys under ``m:<member>:``. Override it if you keep more.
+        """
+        found = dict(ctx.state.scan(f"m:{member}:"))
+        own = ctx.state.get(f"m:{member}")
+        if own is not None:
+            found[f"m:{member}"] = own
+        return found
 
     def erase_member(self, ctx: Context, member: str) -> None:
         """Delete personal data about ``member``; keep anonymous aggregates."""
-        for key, _ in list(ctx.state.scan(f"m:{member}")):
+        for key in self.export_member(ctx, member):
             ctx.state.delete(key)

@@ -96,9 +96,10 @@ class Layer:
 class Unit:
     """Everything a batch will write at commit."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    #: rows as tuples in the database's own representation (see store/bulk.py)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
     event_keys: set[tuple[str, str]] = field(default_factory=set)
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[tuple[Any, ...]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -109,6 +110,8 @@ class Unit:
     state_dirty: set[tuple[str, str, str]] = field(default_factory=set)
     jobs_dirty: set[str] = field(default_factory=set)
     group_last: dict[int, datetime] = field(default_factory=dict)
+    #: (group_id, member_id) -> membership fields to upsert
+    memberships: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     member_seen: dict[int, tuple[str | None, datetime]] = field(default_factory=dict)
     #: (cause, playbook) -> next ordinal for action ids / transaction ids
     ordinals: dict[tuple[str, str], int] = field(default_factory=dict)

@@ -186,6 +186,11 @@ class Checkin(Playbook):
             group=ctx.group.key,
         )
         ctx.state.put(key, st)
+        # Who checked in here today: the evening reminder reads yesterday's list
+        # instead of scanning every member. Only two days are kept.
+        day_key = f"g:{ctx.group.key}:day:{today}"
+        ctx.state.put(day_key, [*(ctx.state.get(day_key) or []), uid])
+        ctx.state.delete(f"g:{ctx.group.key}:day:{(day - timedelta(days=2)).isoformat()}")
         ctx.count("checkins")
         bonus_total = 0
         bonus_days = 0
@@ -225,9 +230,9 @@ class Checkin(Playbook):
         today = ctx.today
         yesterday = (today - timedelta(days=1)).isoformat()
         due = [
-            key[2:]
-            for key, st in ctx.state.scan("m:")
-            if st.get("last") == yesterday and st.get("group") == ctx.group.key
+            uid
+            for uid in ctx.state.get(f"g:{ctx.group.key}:day:{yesterday}") or []
+            if (ctx.state.get(f"m:{uid}") or {}).get("last") == yesterday
         ]
         if not due:
             return  # nothing to say: stay quiet

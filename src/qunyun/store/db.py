@@ -53,6 +53,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA cache_size=-65536")
+    # Checkpoint the WAL every ~40 MB instead of every 4 MB: fewer fsync stalls.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 

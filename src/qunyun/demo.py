@@ -1,0 +1,535 @@
+"""``qunyun demo``: a simulated community run through the real engine.
+
+:func:`run_demo` writes the demo directory (the config, every simulated
+event as JSON Lines, the SQLite database), runs the simulation hour by hour
+through :class:`~qunyun.engine.engine.Engine` on event time — showing the
+simulation what the bot did after each hour, so members react to it — and
+then :func:`summarize` reads the result back **from the database**: the
+same numbers an operator's console will show. Nothing here prints; the CLI
+(``qunyun.cli.demo``) renders the plain data returned.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+from sqlalchemy import Engine as SAEngine
+from sqlalchemy import func, select
+
+from qunyun.adapters.sim import Simulation
+from qunyun.config.model import Settings, settings_from_text
+from qunyun.core.clock import FakeClock, monotonic
+from qunyun.core.errors import QunyunError
+from qunyun.engine.engine import Engine
+from qunyun.store import models as m
+from qunyun.store.db import migrate, open_engine
+
+CONFIG_FILE = "qunyun.yaml"
+EVENTS_FILE = "events.jsonl"
+DB_FILE = "demo.db"
+#: Marks a directory as the demo's own: only such a directory is wiped.
+MARKER = ".qunyun-demo"
+#: Transactions of this many events: the demo is a replay, not a live chat.
+BATCH_SIZE = 200
+#: Best-streak buckets of the streak distribution: (label, lowest, highest).
+STREAK_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("1", 1, 1),
+    ("2-3", 2, 3),
+    ("4-6", 4, 6),
+    ("7-13", 7, 13),
+    ("14-29", 14, 29),
+    ("30+", 30, 10**9),
+)
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class GroupHealth:
+    key: str
+    name: str
+    #: Members in the group now (joined and not gone).
+    members: int
+    #: Members who sent at least one message in the last 7 days.
+    speakers_7d: int
+    messages: int
+
+    @property
+    def active_ratio(self) -> float:
+        return self.speakers_7d / self.members if self.members else 0.0
+
+
+@dataclass(frozen=True)
+class ActiveMember:
+    user_id: str
+    name: str
+    messages: int
+    checkins: int
+    points: int
+
+
+@dataclass
+class Summary:
+    """What happened, read from the database. Plain data for any renderer."""
+
+    community: str
+    first_day: date
+    last_day: date
+    events: int = 0
+    messages: int = 0
+    reactions: int = 0
+    joins: int = 0
+    leaves: int = 0
+    removed: int = 0
+    members_now: int = 0
+    # welcome
+    welcome_messages: int = 0
+    newcomers_welcomed: int = 0
+    charters: int = 0
+    # checkin
+    checkins: int = 0
+    checkin_members: int = 0
+    longest_streak: int = 0
+    longest_streak_member: str | None = None
+    #: (bucket label, members whose best streak falls in it)
+    streaks: list[tuple[str, int]] = field(default_factory=list)
+    # levels
+    level_ups: int = 0
+    #: (level name, members holding it now), from the second rung up
+    levels: list[tuple[str, int]] = field(default_factory=list)
+    # faq
+    faq_answers: int = 0
+    #: (entry id, answers), most answered first
+    faq_by_entry: list[tuple[str, int]] = field(default_factory=list)
+    # moderation
+    moderation_hits: int = 0
+    deletions: int = 0
+    warnings: int = 0
+    removals: int = 0
+    #: rule → (hits, removals)
+    by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the ten members with most messages
+    top_members: list[ActiveMember] = field(default_factory=list)
+    groups: list[GroupHealth] = field(default_factory=list)
+    #: playbook → actions it took
+    bot_actions: dict[str, int] = field(default_factory=dict)
+    #: playbook failures recorded (isolated and rolled back by the engine)
+    failures: int = 0
+
+
+@dataclass
+class DemoRun:
+    out: Path
+    config_path: Path
+    events_path: Path
+    db_url: str
+    events: int
+    actions: int
+    seconds: float
+    engine_stats: dict[str, int]
+    sim_stats: dict[str, int]
+    personas: dict[str, int]
+    summary: Summary
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+# ---------------------------------------------------------------- the run
+
+
+def prepare_out(out: Path) -> None:
+    """Make ``out`` an empty directory of the demo's, removing a previous run.
+
+    A directory that is not empty is only deleted if an earlier demo created
+    it (it holds the :data:`MARKER` file); anything else is refused.
+    """
+    if out.exists() and not out.is_dir():
+        raise QunyunError(f"{out} exists and is not a directory", hint="choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+            raise QunyunError(
+                f"{out} is not empty ({shown}…) and was not made by `qunyun demo`; the demo "
+                "recreates its directory on every run, so it will not use this one",
+                hint="choose a new or empty directory with --out",
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(
+        "Written by `qunyun demo`. This directory is deleted and recreated on every run.\n",
+        encoding="utf-8",
+    )
+
+
+def run_demo(
+    *,
+    seed: int = 42,
+    groups: int = 3,
+    members: int = 300,
+    days: int = 30,
+    lang: str = "zh-CN",
+    out: Path = Path("qunyun-demo"),
+    db_url: str | None = None,
+    on_day: Callable[[int, int], None] | None = None,
+) -> DemoRun:
+    """Simulate, run through the engine, and summarise from the database.
+
+    ``on_day(days_done, events_so_far)`` is called after each simulated day.
+    """
+    try:
+        sim = Simulation(seed=seed, groups=groups, members=members, days=days)
+    except ValueError as exc:
+        raise QunyunError(str(exc)) from None
+    prepare_out(out)
+    config_text = sim.config_yaml(lang)
+    config_path = out / CONFIG_FILE
+    config_path.write_text(config_text, encoding="utf-8")
+    settings = settings_from_text(config_text, str(config_path))
+    url = db_url or f"sqlite:///{(out / DB_FILE).resolve()}"
+    db = open_engine(url)
+    try:
+        migrate(db)
+        _require_empty(db, url)
+        engine = Engine(db, settings, clock=FakeClock(sim.start), batch_size=BATCH_SIZE)
+        events_path = out / EVENTS_FILE
+        started = monotonic()
+        with events_path.open("wb") as fh:
+            n_events, n_actions = drive(sim, engine, events_out=fh, on_day=on_day)
+        seconds = monotonic() - started
+        summary = summarize(db, settings, community_id=sim.community_id, until=sim.end)
+    finally:
+        db.dispose()
+    return DemoRun(
+        out=out,
+        config_path=config_path,
+        events_path=events_path,
+        db_url=url,
+        events=n_events,
+        actions=n_actions,
+        seconds=seconds,
+        engine_stats=dict(engine.stats),
+        sim_stats=dict(sim.stats),
+        personas=sim.persona_counts(),
+        summary=summary,
+    )
+
+
+def drive(
+    sim: Simulation,
+    engine: Engine,
+    *,
+    observe: bool = True,
+    events_out: BinaryIO | None = None,
+    on_day: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Run ``sim`` through ``engine`` hour by hour; return (events, actions).
+
+    After each simulated hour the engine is advanced to the hour's end (so
+    due jobs fire on time) and, with ``observe``, the simulation is shown the
+    actions committed meanwhile. Each event is also written to
+    ``events_out`` as one JSON line, when given.
+    """
+    committed: list[dict[str, Any]] = []
+    previous = engine.on_commit
+
+    def collect(rows: list[dict[str, Any]]) -> None:
+        committed.extend(r["payload"] for r in rows)
+        if previous is not None:
+            previous(rows)
+
+    engine.on_commit = collect
+    n_events = 0
+    n_actions = 0
+    try:
+        engine.setup_groups()
+        for hour in sim.hours():
+            if hour.events:
+                if events_out is not None:
+                    events_out.write(
+                        b"".join(
+                            orjson.dumps(e.model_dump(mode="json")) + b"\n" for e in hour.events
+                        )
+                    )
+                engine.handle_many(hour.events)
+                n_events += len(hour.events)
+            engine.advance_to(hour.end)
+            if committed:
+                n_actions += len(committed)
+                if observe:
+                    sim.observe(committed)
+                committed.clear()
+            if hour.hour == 23 and on_day is not None:
+                on_day(hour.day + 1, n_events)
+    finally:
+        engine.on_commit = previous
+    return n_events, n_actions
+
+
+def _require_empty(db: SAEngine, url: str) -> None:
+    with db.connect() as conn:
+        found = conn.execute(select(func.count()).select_from(m.EventRow.__table__)).scalar_one()
+    if found:
+        raise QunyunError(
+            f"the database {url} already holds {found:,} events; the demo needs an empty one",
+            hint="omit --db to use a fresh SQLite file in the demo directory, or pass an empty database",
+        )
+
+
+# ------------------------------------------------------------- the summary
+
+
+def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: datetime) -> Summary:
+    """Read what happened in ``community_id`` up to ``until`` from the database."""
+    community = settings.communities[community_id]
+    tz = community.tz
+    last_day = (until - timedelta(seconds=1)).astimezone(tz).date()
+    g = m.Group.__table__
+    r = m.Rollup.__table__
+    e = m.EventRow.__table__
+    ms = m.Membership.__table__
+    mem = m.Member.__table__
+    acc = m.Account.__table__
+    with db.connect() as conn:
+        group_rows = conn.execute(
+            select(g.c.id, g.c.key, g.c.name)
+            .where(g.c.community_id == community_id)
+            .order_by(g.c.id)
+        ).all()
+        gids = [row.id for row in group_rows]
+        first = conn.execute(
+            select(func.min(r.c.day)).where(r.c.community_id == community_id)
+        ).scalar()
+        s = Summary(community=community.name, first_day=first or last_day, last_day=last_day)
+        s.events = conn.execute(
+            select(func.count()).select_from(e).where(e.c.group_id.in_(gids))
+        ).scalar_one()
+        s.reactions = conn.execute(
+            select(func.count())
+            .select_from(e)
+            .where(e.c.group_id.in_(gids), e.c.type == "reaction")
+        ).scalar_one()
+        totals = conn.execute(
+            select(
+                func.coalesce(func.sum(r.c.messages), 0),
+                func.coalesce(func.sum(r.c.joins), 0),
+                func.coalesce(func.sum(r.c.leaves), 0),
+                func.coalesce(func.sum(r.c.checkins), 0),
+            ).where(r.c.community_id == community_id)
+        ).one()
+        s.messages, s.joins, s.leaves, s.checkins = (int(v) for v in totals)
+        s.checkin_members = conn.execute(
+            select(func.count(func.distinct(r.c.member_id))).where(
+                r.c.community_id == community_id, r.c.checkins > 0
+            )
+        ).scalar_one()
+        status_counts: dict[str, int] = dict(
+            conn.execute(
+                select(ms.c.status, func.count())
+                .where(ms.c.group_id.in_(gids))
+                .group_by(ms.c.status)
+            ).all()
+        )
+        s.removed = int(status_counts.get("removed", 0))
+        s.members_now = conn.execute(
+            select(func.count(func.distinct(ms.c.member_id))).where(
+                ms.c.group_id.in_(gids), ms.c.status == "active"
+            )
+        ).scalar_one()
+
+        # groups: members now, speakers in the last 7 days, messages
+        since = last_day - timedelta(days=6)
+        for row in group_rows:
+            members_now = conn.execute(
+                select(func.count())
+                .select_from(ms)
+                .where(ms.c.group_id == row.id, ms.c.status == "active")
+            ).scalar_one()
+            speakers = conn.execute(
+                select(func.count(func.distinct(r.c.member_id))).where(
+                    r.c.group_id == row.id, r.c.day >= since, r.c.day <= last_day, r.c.messages > 0
+                )
+            ).scalar_one()
+            messages = conn.execute(
+                select(func.coalesce(func.sum(r.c.messages), 0)).where(r.c.group_id == row.id)
+            ).scalar_one()
+            s.groups.append(
+                GroupHealth(row.key, row.name or row.key, members_now, speakers, int(messages))
+            )
+
+        # most active members, with their points
+        top = conn.execute(
+            select(
+                r.c.member_id,
+                func.sum(r.c.messages).label("messages"),
+                func.sum(r.c.checkins).label("checkins"),
+            )
+            .where(r.c.community_id == community_id)
+            .group_by(r.c.member_id)
+            .order_by(func.sum(r.c.messages).desc(), r.c.member_id)
+            .limit(10)
+        ).all()
+        ids = [row.member_id for row in top]
+        people = {
+            row.id: (row.user_id, row.name)
+            for row in conn.execute(
+                select(mem.c.id, mem.c.user_id, mem.c.name).where(mem.c.id.in_(ids))
+            )
+        }
+        points = dict(
+            conn.execute(
+                select(acc.c.member_id, acc.c.balance).where(
+                    acc.c.member_id.in_(ids), acc.c.currency == "POINTS", acc.c.kind == "member"
+                )
+            ).all()
+        )
+        for row in top:
+            uid, name = people.get(row.member_id, ("?", None))
+            s.top_members.append(
+                ActiveMember(
+                    uid,
+                    name or uid,
+                    int(row.messages),
+                    int(row.checkins),
+                    int(points.get(row.member_id, 0)),
+                )
+            )
+
+        actions = conn.execute(
+            select(
+                m.ActionRow.__table__.c.playbook,
+                m.ActionRow.__table__.c.type,
+                m.ActionRow.__table__.c.cause,
+                m.ActionRow.__table__.c.payload,
+            )
+            .where(m.ActionRow.__table__.c.community_id == community_id)
+            .order_by(m.ActionRow.__table__.c.seq)
+        ).all()
+        rec = m.Record.__table__
+        records = conn.execute(
+            select(rec.c.playbook, rec.c.kind, rec.c.member, rec.c.cause, rec.c.data)
+            .where(rec.c.community_id == community_id)
+            .order_by(rec.c.id)
+        ).all()
+        state = m.PlaybookState.__table__
+        states = conn.execute(
+            select(state.c.playbook, state.c.key, state.c.value).where(
+                state.c.community_id == community_id,
+                state.c.playbook.in_(("checkin", "levels")),
+                state.c.key.like("m:%"),
+            )
+        ).all()
+        f = m.Failure.__table__
+        s.failures = conn.execute(
+            select(func.count()).select_from(f).where(f.c.community_id == community_id)
+        ).scalar_one()
+        names = dict(
+            conn.execute(
+                select(mem.c.user_id, mem.c.name).where(mem.c.community_id == community_id)
+            ).all()
+        )
+
+    _bot_summary(s, actions, records)
+    _state_summary(s, states, settings, community_id, names)
+    return s
+
+
+def _bot_summary(s: Summary, actions: Sequence[Any], records: Sequence[Any]) -> None:
+    per_playbook: Counter[str] = Counter()
+    welcomed: dict[str, None] = {}
+    faq: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    removed_by_rule: Counter[str] = Counter()
+    removal_causes: set[str] = set()
+    for playbook, kind, member, cause, data in records:
+        data = data or {}
+        if playbook == "welcome" and kind == "welcomed" and member:
+            welcomed[member] = None
+        elif playbook == "faq" and kind == "answered":
+            faq[str(data.get("entry", "?"))] += 1
+        elif playbook == "levels" and kind == "level_up":
+            s.level_ups += 1
+        elif playbook == "moderation":
+            if kind == "hit":
+                hits[str(data.get("rule", "?"))] += 1
+            elif kind in ("removed", "rejoin_removed"):
+                removed_by_rule[str(data.get("rule", "rejoin"))] += 1
+                removal_causes.add(cause)
+    for playbook, atype, cause, payload in actions:
+        per_playbook[playbook] += 1
+        if playbook == "welcome" and atype == "send":
+            if (payload or {}).get("mentions"):
+                s.welcome_messages += 1
+            else:
+                s.charters += 1
+        elif playbook == "moderation":
+            if atype == "delete":
+                s.deletions += 1
+            elif atype == "remove":
+                s.removals += 1
+            elif atype == "send" and cause not in removal_causes:
+                s.warnings += 1
+    s.newcomers_welcomed = len(welcomed)
+    s.faq_answers = sum(faq.values())
+    s.faq_by_entry = sorted(faq.items(), key=lambda kv: (-kv[1], kv[0]))
+    s.moderation_hits = sum(hits.values())
+    rules = list(dict.fromkeys([*hits, *removed_by_rule]))
+    s.by_rule = {
+        rule: (hits[rule], removed_by_rule[rule]) for rule in sorted(rules, key=lambda k: -hits[k])
+    }
+    s.bot_actions = dict(per_playbook.most_common())
+
+
+def _state_summary(
+    s: Summary,
+    states: Sequence[Any],
+    settings: Settings,
+    community_id: str,
+    names: dict[str, str | None],
+) -> None:
+    best: list[tuple[int, str]] = []
+    held: Counter[int] = Counter()
+    for playbook, key, value in states:
+        uid = key[2:]
+        if not isinstance(value, dict):
+            continue
+        if playbook == "checkin" and value.get("best"):
+            best.append((int(value["best"]), uid))
+        elif playbook == "levels" and "level" in value:
+            held[int(value["level"])] += 1
+    if best:
+        top = min(best, key=lambda b: (-b[0], b[1]))
+        s.longest_streak = top[0]
+        s.longest_streak_member = names.get(top[1]) or top[1]
+    s.streaks = [
+        (label, sum(1 for value, _ in best if lo <= value <= hi))
+        for label, lo, hi in STREAK_BUCKETS
+    ]
+    community = settings.communities[community_id]
+    ladder = _level_names(community, settings)
+    if ladder:
+        # everybody starts on the first rung; the others are earned
+        s.levels = [(name, held[i]) for i, name in enumerate(ladder) if i > 0]
+
+
+def _level_names(community: Any, settings: Settings) -> list[str]:
+    """The level ladder's names in the community's locale, if levels is on."""
+    for group in community.groups.values():
+        cfg = group.playbooks.get("levels")
+        ladder = getattr(cfg, "levels", None)
+        if ladder:
+            out = []
+            for level in ladder:
+                title = getattr(level, "title", None)
+                out.append(title(community.locale) if callable(title) else str(level))
+            return out
+    return []

@@ -1,0 +1,403 @@
+"""The ``sim`` adapter: a seeded learning community that reacts to the bot.
+
+Determinism, the persona mix, arrival waves, daily rhythm, valid and ordered
+events, spammers that the moderation playbook removes, and members who
+answer the bot (a welcomed newcomer introduces themselves; a run whose
+actions are observed differs from one that is not).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from qunyun.adapters.sim import BOT_ID, WAVE_DAYS, Simulation, persona_mix
+from qunyun.config.model import settings_from_text
+from qunyun.core.clock import FakeClock
+from qunyun.core.events import BaseEvent, MemberJoined, MemberLeft, Message, Reaction, parse_event
+from qunyun.demo import drive
+from qunyun.engine.engine import Engine
+from qunyun.store import models as m
+from qunyun.store.db import migrate, open_engine
+
+
+def dump(events: list[Any]) -> list[bytes]:
+    return [orjson.dumps(e.model_dump(mode="json")) for e in events]
+
+
+def local_day(sim: Simulation, event: BaseEvent) -> int:
+    return (event.ts.astimezone(sim.tz).date() - sim.start.date()).days
+
+
+@pytest.fixture(scope="module")
+def month() -> tuple[Simulation, list[Any]]:
+    """The default community, 30 days, nobody watching."""
+    sim = Simulation(seed=42)
+    return sim, sim.events()
+
+
+# ------------------------------------------------------------ determinism
+
+
+def test_same_seed_gives_identical_events_and_another_seed_does_not() -> None:
+    first = dump(Simulation(seed=7, groups=2, members=60, days=6).events())
+    again = dump(Simulation(seed=7, groups=2, members=60, days=6).events())
+    other = dump(Simulation(seed=8, groups=2, members=60, days=6).events())
+    assert len(first) > 300
+    assert first == again
+    assert first != other
+
+
+def test_hour_by_hour_and_day_by_day_give_the_same_stream() -> None:
+    whole = dump(Simulation(seed=3, members=50, days=3).events())
+    sim = Simulation(seed=3, members=50, days=3)
+    by_day = dump([e for day in range(3) for e in sim.run_day(day)])
+    assert whole == by_day
+    with pytest.raises(RuntimeError):
+        sim.step()
+
+
+def test_run_day_refuses_to_skip_ahead() -> None:
+    sim = Simulation(seed=3, members=20, days=3)
+    with pytest.raises(ValueError, match="not next"):
+        sim.run_day(1)
+
+
+# ---------------------------------------------------------------- the cast
+
+
+def test_persona_mix_follows_the_community_structure() -> None:
+    counts = Simulation(seed=1, members=300).persona_counts()
+    assert sum(counts.values()) == 300
+    assert 1 <= counts["spammer"] <= 2
+    assert counts["big_name"] == 9  # 3%
+    assert 45 <= counts["regular"] <= 60  # 15-20%
+    assert counts["lurker"] / 300 > 0.7  # most people lurk
+    big = persona_mix(1000)
+    assert big["big_name"] == 30 and big["regular"] == 170 and big["spammer"] == 2
+    assert persona_mix(1) == {"big_name": 1, "regular": 0, "lurker": 0, "spammer": 0}
+
+
+def test_owner_is_a_big_name_in_the_main_group_and_some_members_are_in_two_groups() -> None:
+    sim = Simulation(seed=5)
+    assert sim.owner.persona == "big_name" and sim.owner.home == "g-main"
+    doubles = [m for m in sim.members if len(m.joins) == 2]
+    assert 3 <= len(doubles) <= 0.1 * len(sim.members)
+    assert all(m.persona in ("big_name", "regular") for m in doubles)
+
+
+def test_names_are_unique() -> None:
+    sim = Simulation(seed=9, members=2000, days=1)
+    names = [m.name for m in sim.members]
+    assert len(set(names)) == len(names)
+
+
+# ------------------------------------------------------------------ joins
+
+
+def test_newcomers_arrive_with_a_core_on_day_zero_and_then_in_waves(
+    month: tuple[Simulation, list[Any]],
+) -> None:
+    sim, events = month
+    joins = Counter(local_day(sim, e) for e in events if isinstance(e, MemberJoined))
+    assert sum(joins.values()) >= 300  # everyone, plus second groups
+    assert joins[0] >= 0.3 * 300
+    quiet = [joins[d] for d in range(1, 30) if d not in WAVE_DAYS]
+    for day in WAVE_DAYS:
+        assert joins[day] >= 15, (day, joins)
+        assert joins[day] > 4 * max(1, statistics.median(quiet)), (day, joins)
+
+
+def test_spammers_join_in_a_wave_and_post_ads_links_qr_codes_and_floods(
+    month: tuple[Simulation, list[Any]],
+) -> None:
+    sim, events = month
+    spammers = {m.uid for m in sim.members if m.persona == "spammer"}
+    assert spammers
+    joined = {e.actor.id: local_day(sim, e) for e in events if isinstance(e, MemberJoined)}
+    assert all(joined[uid] in WAVE_DAYS for uid in spammers)
+    spam = [e for e in events if isinstance(e, Message) and e.actor.id in spammers]
+    assert any(e.content_type == "image" and (e.model_extra or {}).get("qr") is True for e in spam)
+    assert any("http" in e.text for e in spam)
+    texts = Counter((e.actor.id, e.text) for e in spam if e.text)
+    assert max(texts.values()) >= 4  # a flood repeats itself
+    # nobody removes them when no bot is watching
+    assert not any(isinstance(e, MemberLeft) and e.actor.id in spammers for e in events)
+
+
+# ------------------------------------------------------------ the events
+
+
+def test_events_are_valid_unique_and_in_time_order_per_group(
+    month: tuple[Simulation, list[Any]],
+) -> None:
+    sim, events = month
+    assert 10_000 <= len(events) <= 60_000  # a few tens of thousands
+    ids = [e.id for e in events]
+    assert len(set(ids)) == len(ids) and all(i.startswith("sim-") for i in ids)
+    last: dict[str, Any] = {}
+    for e in events:
+        assert e.platform == "sim" and e.ts.tzinfo is not None
+        assert e.ts.utcoffset() == timedelta(hours=8)
+        assert e.group not in last or last[e.group] <= e.ts, e.id
+        last[e.group] = e.ts
+    # every line survives the JSON Lines round trip of `qunyun replay`
+    for raw, event in zip(dump(events[:2000]), events[:2000], strict=True):
+        assert parse_event(raw) == event
+    assert events[-1].ts < sim.end
+
+
+def test_members_speak_only_while_in_the_group_and_refer_only_to_earlier_messages(
+    month: tuple[Simulation, list[Any]],
+) -> None:
+    _, events = month
+    inside: set[tuple[str, str]] = set()
+    seen: dict[str, str] = {}
+    for e in events:
+        key = (e.group, e.actor.id)
+        if isinstance(e, MemberJoined):
+            assert key not in inside
+            inside.add(key)
+            continue
+        assert key in inside, f"{e.id}: {e.actor.id} acts in {e.group} without being there"
+        if isinstance(e, MemberLeft):
+            inside.discard(key)
+        elif isinstance(e, Message):
+            assert e.msg_id not in seen
+            if e.reply_to is not None:
+                assert seen.get(e.reply_to) == e.group
+            seen[e.msg_id] = e.group
+        elif isinstance(e, Reaction):
+            assert seen.get(e.target) == e.group
+
+
+def test_activity_follows_the_day(month: tuple[Simulation, list[Any]]) -> None:
+    sim, events = month
+    hours = Counter(e.ts.astimezone(sim.tz).hour for e in events if isinstance(e, Message))
+    total = sum(hours.values())
+    night = sum(hours[h] for h in (2, 3, 4))
+    assert night < 0.02 * total
+    assert hours[21] > 5 * hours[3] and hours[8] > 5 * hours[3] and hours[12] > hours[15]
+
+
+def test_the_mix_of_talk_matches_the_personas(month: tuple[Simulation, list[Any]]) -> None:
+    sim, events = month
+    said = Counter(e.actor.id for e in events if isinstance(e, Message))
+    by_persona: dict[str, list[int]] = {}
+    for member in sim.members:
+        by_persona.setdefault(member.persona, []).append(said[member.uid])
+    big = statistics.mean(by_persona["big_name"])
+    regular = statistics.mean(by_persona["regular"])
+    lurkers = by_persona["lurker"]
+    assert big > 2 * regular
+    assert regular > 10 * statistics.mean(lurkers)
+    assert sum(1 for n in lurkers if n == 0) > 0.3 * len(lurkers)  # many never speak
+    checkins = [
+        e for e in events if isinstance(e, Message) and e.text.startswith(("打卡", "#打卡"))
+    ]
+    assert len(checkins) > 500
+    assert any(e.reply_to for e in events if isinstance(e, Message))
+    assert any(e.mentions for e in events if isinstance(e, Message))
+    assert any(isinstance(e, Reaction) and e.emoji == "👍" for e in events)
+    assert any(isinstance(e, MemberLeft) and e.by is None for e in events)
+
+
+def test_some_questions_ask_what_the_faq_answers(month: tuple[Simulation, list[Any]]) -> None:
+    sim, events = month
+    keywords = [k for entry in _faq(sim) for k in entry["keywords"]]
+    asked = [e for e in events if isinstance(e, Message) and any(k in e.text for k in keywords)]
+    assert len(asked) > 50
+
+
+def _faq(sim: Simulation) -> list[dict[str, Any]]:
+    import yaml
+
+    doc = yaml.safe_load(sim.config_yaml())
+    entries: list[dict[str, Any]] = doc["communities"][0]["playbooks"]["faq"]["entries"]
+    return entries
+
+
+# ------------------------------------------------------- reacting to the bot
+
+
+def _until(sim: Simulation, predicate: Any) -> list[Any]:
+    out: list[Any] = []
+    while True:
+        hour = sim.step()
+        out.extend(hour.events)
+        if predicate(hour):
+            return out
+
+
+def test_a_welcomed_newcomer_introduces_themselves_and_an_ignored_one_mostly_does_not() -> None:
+    def run(welcome: bool) -> tuple[list[str], list[Any]]:
+        sim = Simulation(seed=11, groups=1, members=120, days=3)
+        before = _until(sim, lambda h: h.day == 0 and h.hour == 12)
+        newcomers = [e.actor.id for e in before if isinstance(e, MemberJoined)]
+        if welcome:
+            sim.observe(
+                [
+                    {
+                        "type": "send",
+                        "playbook": "welcome",
+                        "group": "g-main",
+                        "mentions": newcomers,
+                        "text": "欢迎",
+                    }
+                ]
+            )
+        return newcomers, sim.events()
+
+    newcomers, welcomed_run = run(True)
+    same, quiet_run = run(False)
+    assert newcomers == same and len(newcomers) > 20
+
+    def intros(events: list[Any]) -> set[str]:
+        return {
+            e.actor.id
+            for e in events
+            if isinstance(e, Message)
+            and e.actor.id in newcomers
+            and ("我是" in e.text or "报到" in e.text or "自我介绍" in e.text)
+        }
+
+    assert len(intros(welcomed_run)) >= 0.3 * len(newcomers)
+    assert len(intros(welcomed_run)) > 2 * len(intros(quiet_run))
+
+
+def test_a_reminder_brings_check_ins_and_a_removal_becomes_a_left_event() -> None:
+    def run(remind: bool) -> tuple[Simulation, set[str], set[str], list[Any], str]:
+        sim = Simulation(seed=4, groups=1, members=80, days=4)
+        _until(sim, lambda h: h.day == 1 and h.hour == 20)
+        due = [m for m in sim.members if m.status.get("g-main") == "in" and m.checked_day != 1]
+        if remind:
+            sim.observe(
+                [
+                    {
+                        "type": "send",
+                        "playbook": "checkin",
+                        "group": "g-main",
+                        "mentions": [m.uid for m in due],
+                        "reply_to": None,
+                        "text": "🌙",
+                    },
+                    {"type": "remove", "group": "g-main", "member": due[-1].uid},
+                ]
+            )
+        rest = _until(sim, lambda h: h.day == 1 and h.hour == 23)
+        reminded = {m.uid for m in due}
+        checked = {
+            e.actor.id
+            for e in rest
+            if isinstance(e, Message)
+            and e.actor.id in reminded
+            and e.text.startswith(("打卡", "#打卡"))
+        }
+        return sim, reminded, checked, rest, due[-1].uid
+
+    sim, reminded, checked, rest, gone = run(True)
+    _, same, unreminded, _, _ = run(False)
+    assert reminded == same and len(reminded) > 10
+    assert len(checked) >= len(unreminded) + 0.3 * len(reminded)
+    left = [e for e in rest if isinstance(e, MemberLeft) and e.actor.id == gone]
+    assert len(left) == 1 and left[0].by == BOT_ID
+    assert not any(e.actor.id == gone for e in sim.events())
+
+
+def test_observe_ignores_what_it_does_not_know() -> None:
+    def run(noise: bool) -> list[bytes]:
+        sim = Simulation(seed=2, groups=1, members=30, days=2)
+        out = dump(_until(sim, lambda h: h.day == 0 and h.hour == 12))
+        if noise:
+            sim.observe(
+                [
+                    {
+                        "type": "send",
+                        "playbook": "welcome",
+                        "group": "elsewhere",
+                        "mentions": ["u-0001"],
+                    },
+                    {
+                        "type": "send",
+                        "playbook": "welcome",
+                        "group": "g-main",
+                        "mentions": ["nobody"],
+                    },
+                    {"type": "remove", "group": "g-main", "member": "nobody"},
+                    {"type": "pin", "group": "g-main", "msg_id": "m-1"},
+                    {"type": "send", "group": "g-main", "text": "hello", "reply_to": "m-unknown"},
+                ]
+            )
+        return out + dump(sim.events())
+
+    assert run(True) == run(False)
+
+
+# ------------------------------------------------------ through the engine
+
+
+def _engine(sim: Simulation, db_url: str) -> tuple[Any, Engine]:
+    settings = settings_from_text(sim.config_yaml(), "<sim>")
+    db = open_engine(db_url)
+    migrate(db)
+    return db, Engine(db, settings, clock=FakeClock(sim.start), batch_size=200)
+
+
+def test_the_engine_removes_spammers_and_the_simulation_reports_it(db_url: str) -> None:
+    sim = Simulation(seed=21, groups=2, members=160, days=12)
+    spammers = {m.uid for m in sim.members if m.persona == "spammer"}
+    assert len(spammers) == 1 or len(spammers) == 2
+    db, engine = _engine(sim, db_url)
+    actions: list[dict[str, Any]] = []
+    engine.on_commit = lambda rows: actions.extend(r["payload"] for r in rows)
+    try:
+        drive(sim, engine)
+        removed = {
+            a["member"] for a in actions if a["type"] == "remove" and a["playbook"] == "moderation"
+        }
+        assert spammers <= removed
+        assert not removed - spammers  # nobody else
+        warned = [a for a in actions if a["playbook"] == "moderation" and a["type"] == "send"]
+        assert warned
+        for uid in spammers:
+            member = sim.member(uid)
+            assert member is not None and "removed" in member.status.values()
+        ms = m.Membership.__table__
+        mem = m.Member.__table__
+        with db.connect() as conn:
+            rows = conn.execute(
+                select(mem.c.user_id, ms.c.status).join(ms, ms.c.member_id == mem.c.id)
+            ).all()
+        status = dict(rows)
+        assert all(status[uid] == "removed" for uid in spammers)
+    finally:
+        db.dispose()
+
+
+def test_a_community_that_sees_the_bot_talks_more_than_one_that_does_not(db_url: str) -> None:
+    seen = Simulation(seed=13, groups=1, members=90, days=12)
+    db, engine = _engine(seen, db_url)
+    try:
+        drive(seen, engine, observe=True)
+    finally:
+        db.dispose()
+    # Not observing is the same as having no bot at all.
+    blind = Simulation(seed=13, groups=1, members=90, days=12)
+    blind.events()
+
+    def newcomer_messages(sim: Simulation) -> int:
+        return sum(
+            m.messages for m in sim.members if m.persona != "spammer" and m.joins[m.home] > 0
+        )
+
+    assert seen.stats.get("intro", 0) > 2 * blind.stats.get("intro", 0)
+    assert newcomer_messages(seen) > 1.15 * newcomer_messages(blind)
+    assert seen.stats.get("checkin_after_reminder", 0) > 0
+    assert blind.stats.get("checkin_after_reminder", 0) == 0
+    assert seen.stats.get("spam", 0) < blind.stats.get("spam", 0)
