@@ -277,7 +277,7 @@ def drive(
 
 def _require_empty(db: SAEngine, url: str) -> None:
     with db.connect() as conn:
-        found = conn.execute(select(func.count()).select_from(m.EventRow.__table__)).scalar_one()
+        found = conn.execute(select(func.count()).select_from(m.table(m.EventRow))).scalar_one()
     if found:
         raise QunyunError(
             f"the database {url} already holds {found:,} events; the demo needs an empty one",
@@ -293,12 +293,12 @@ def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: dat
     community = settings.communities[community_id]
     tz = community.tz
     last_day = (until - timedelta(seconds=1)).astimezone(tz).date()
-    g = m.Group.__table__
-    r = m.Rollup.__table__
-    e = m.EventRow.__table__
-    ms = m.Membership.__table__
-    mem = m.Member.__table__
-    acc = m.Account.__table__
+    g = m.table(m.Group)
+    r = m.table(m.Rollup)
+    e = m.table(m.EventRow)
+    ms = m.table(m.Membership)
+    mem = m.table(m.Member)
+    acc = m.table(m.Account)
     with db.connect() as conn:
         group_rows = conn.execute(
             select(g.c.id, g.c.key, g.c.name)
@@ -406,21 +406,21 @@ def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: dat
 
         actions = conn.execute(
             select(
-                m.ActionRow.__table__.c.playbook,
-                m.ActionRow.__table__.c.type,
-                m.ActionRow.__table__.c.cause,
-                m.ActionRow.__table__.c.payload,
+                m.table(m.ActionRow).c.playbook,
+                m.table(m.ActionRow).c.type,
+                m.table(m.ActionRow).c.cause,
+                m.table(m.ActionRow).c.payload,
             )
-            .where(m.ActionRow.__table__.c.community_id == community_id)
-            .order_by(m.ActionRow.__table__.c.seq)
+            .where(m.table(m.ActionRow).c.community_id == community_id)
+            .order_by(m.table(m.ActionRow).c.seq)
         ).all()
-        rec = m.Record.__table__
+        rec = m.table(m.Record)
         records = conn.execute(
             select(rec.c.playbook, rec.c.kind, rec.c.member, rec.c.cause, rec.c.data)
             .where(rec.c.community_id == community_id)
             .order_by(rec.c.id)
         ).all()
-        state = m.PlaybookState.__table__
+        state = m.table(m.PlaybookState)
         states = conn.execute(
             select(state.c.playbook, state.c.key, state.c.value).where(
                 state.c.community_id == community_id,
@@ -428,7 +428,7 @@ def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: dat
                 state.c.key.like("m:%"),
             )
         ).all()
-        f = m.Failure.__table__
+        f = m.table(m.Failure)
         s.failures = conn.execute(
             select(func.count()).select_from(f).where(f.c.community_id == community_id)
         ).scalar_one()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from qunyun.cli.app import app
 from qunyun.cli import admin, demo, export, replay  # noqa: F401  (registers commands)
+from qunyun.cli.app import app
 from qunyun.core.errors import QunyunError
 
 

@@ -64,12 +64,12 @@ def replay(
 
     out = Console()
     for bad in report.lines_bad:
-        out.print(f"[red]bad line[/] {bad.error}", highlight=False)
+        out.print(f"[red]bad line[/] {bad.error}", highlight=False, soft_wrap=True)
     if report.bad_count > len(report.lines_bad):
         out.print(f"… and {report.bad_count - len(report.lines_bad)} more bad lines")
     for problem in report.problems:
         colour = "yellow" if problem.status == "late" else "red"
-        out.print(f"[{colour}]{problem.status}[/] {problem.key}: {problem.detail}", highlight=False)
+        out.print(f"[{colour}]{problem.status}[/] {problem.key}: {problem.detail}", highlight=False, soft_wrap=True)
 
     table = Table(title="replay summary", show_header=False)
     table.add_row("events read", f"{report.events:,}")

@@ -143,7 +143,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# the same tokens as engine.templates.render: {{ and }} are literal braces
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 
 def _pydantic_problems(
@@ -155,15 +156,11 @@ def _pydantic_problems(
         dotted = ".".join(str(p) for p in loc)
         msg = error["msg"]
         if error["type"] == "extra_forbidden":
-            msg = "unknown key" + suggest(str(error["loc"][-1]), fields_at(error, fields))
+            msg = "unknown key" + suggest(str(error["loc"][-1]), fields)
         elif error["type"] == "missing":
             msg = "required key is missing"
         problems.append(f"{located.where(loc)}: {dotted}: {msg}")
     return problems
-
-
-def fields_at(error: Any, fields: list[str]) -> list[str]:
-    return fields
 
 
 def _known_fields(model: type[BaseModel]) -> list[str]:
@@ -213,9 +210,11 @@ def resolve(located: Located, registry: Any | None = None) -> Settings:
                 choices = [f"{p}.{t}" for p in reg.ids() for t in reg[p].templates]
                 problems.append(f"{where}: unknown template {tkey!r}" + suggest(tkey, choices))
                 continue
-            per_locale = {"zh-CN": tval, "en": tval} if isinstance(tval, str) else dict(tval)
+            per_locale: dict[str, str] = (
+                {"zh-CN": tval, "en": tval} if isinstance(tval, str) else {str(k): v for k, v in tval.items()}
+            )
             for loc_name, text in per_locale.items():
-                for ph in _PLACEHOLDER.findall(text):
+                for ph in (m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) is not None):
                     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ph):
                         problems.append(
                             f"{where}: template {tkey!r} ({loc_name}) has a bad placeholder {{{ph}}}; "
@@ -294,10 +293,14 @@ def _group_settings(
         try:
             cfg = reg[name].config_model.model_validate(raw)
         except ValidationError as exc:
-            if name in gspec.playbooks:
+            override = gspec.playbooks.get(name) or {}
+            # Report only what the group's own override got wrong; a bad
+            # community setting was already reported once, at its own line.
+            own = [e for e in exc.errors() if e["loc"] and str(e["loc"][0]) in override]
+            if own:
                 problems.extend(
                     _pydantic_problems(
-                        exc,
+                        ValidationError.from_exception_data(exc.title, own),  # type: ignore[arg-type]
                         located,
                         (*gloc, "playbooks", name),
                         sorted(reg[name].config_model.model_fields),

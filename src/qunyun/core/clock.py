@@ -48,9 +48,12 @@ class FakeClock:
         """Move to ``when``; moving backwards is ignored (time is monotonic)."""
         if when.tzinfo is None:
             raise ClockError(f"naive datetime {when!r}: times must carry a time zone")
-        when = when.astimezone(UTC)
         if when > self._now:
-            self._now = when
+            self._now = when.astimezone(UTC)
+
+    def _rewind(self, when: datetime) -> None:
+        """Engine use only: undo the moves of a rolled-back transaction."""
+        self._now = when.astimezone(UTC)
 
     def advance(self, delta: timedelta) -> datetime:
         if delta < timedelta(0):

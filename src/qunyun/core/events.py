@@ -153,7 +153,7 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     loc = ".".join(str(p) for p in error.get("loc", ()) if p not in EVENT_TYPES)
     kind = error.get("type", "")
     msg = str(error.get("msg", "invalid"))
@@ -185,9 +185,10 @@ def parse_event(data: bytes | str | dict[str, Any], *, where: str = "") -> Event
     try:
         if isinstance(data, dict):
             return EVENT_ADAPTER.validate_python(data)
-        if len(data) > MAX_LINE_BYTES:
+        size = len(data) if isinstance(data, bytes) or len(data) * 4 <= MAX_LINE_BYTES else len(data.encode())
+        if size > MAX_LINE_BYTES:
             raise EventError(
-                f"event is {len(data):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit",
+                f"event is {size:,} bytes, over the {MAX_LINE_BYTES:,}-byte limit",
                 where=where,
             )
         return EVENT_ADAPTER.validate_json(data)
@@ -198,7 +199,7 @@ def parse_event(data: bytes | str | dict[str, Any], *, where: str = "") -> Event
                 "not valid JSON: " + str(errors[0].get("ctx", {}).get("error", "")),
                 where=where,
             ) from None
-        if errors and errors[0].get("type") == "model_attributes_type":
+        if errors and not errors[0].get("loc") and str(errors[0].get("type", "")).endswith("_type"):
             raise EventError("an event must be a JSON object", where=where) from None
         event_id = _peek_id(data)
         details = "; ".join(_describe(e) for e in errors[:5])

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from qunyun.core.actions import ACTION_TYPES
+from qunyun.core.actions import ACTION_ADAPTER, ACTION_TYPES
 from qunyun.core.errors import PlaybookError
 from qunyun.core.events import BaseEvent
 from qunyun.core.ids import action_id
@@ -68,7 +70,7 @@ class State:
 
     def get(self, key: str, default: Any = None) -> Any:
         layer = self._ctx._layer
-        value = layer.state.get(key, MISSING)
+        value = layer.state.get(key, MISSING) if layer.state is not None else MISSING
         if value is MISSING:
             value = self._ctx._engine._state_get(layer.community_id, layer.playbook, key)
         if value is MISSING or value is DELETED:
@@ -77,16 +79,20 @@ class State:
 
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value (dicts, lists, str, int, float, bool, None)."""
-        self._ctx._layer.state[key] = value
+        try:
+            orjson.dumps(value)
+        except TypeError as exc:
+            raise PlaybookError(f"state {key!r}: the value cannot be stored as JSON ({exc})") from None
+        self._ctx._layer.state_w()[key] = value
 
     def delete(self, key: str) -> None:
-        self._ctx._layer.state[key] = DELETED
+        self._ctx._layer.state_w()[key] = DELETED
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""
         layer = self._ctx._layer
         merged = dict(self._ctx._engine._state_scan(layer.community_id, layer.playbook, prefix))
-        for key, value in layer.state.items():
+        for key, value in (layer.state or {}).items():
             if key.startswith(prefix):
                 merged[key] = value
         for key in sorted(merged):
@@ -115,7 +121,7 @@ class Ledger:
     def balance(self, account: str) -> int:
         layer = self._ctx._layer
         pending = sum(
-            p.amount for t in layer.txns for p in t.postings if p.account_code == account
+            p.amount for t in layer.txns or () for p in t.postings if p.account_code == account
         )
         return self._ctx._engine._account_balance(layer.community_id, account) + pending
 
@@ -146,14 +152,20 @@ class Ledger:
             raise PlaybookError(f"unbalanced ledger transaction {legs!r}: postings must sum to zero")
         ctx = self._ctx
         layer = ctx._layer
+        for account, _ in legs:
+            held = ctx._engine._account_currency(layer.community_id, account)
+            if held is not None and held != currency:
+                raise PlaybookError(f"account {account} holds {held}, not {currency}")
         ordinal = layer.txn_ordinal
         layer.txn_ordinal += 1
-        txn_id = "txn-" + action_id(layer.cause, layer.playbook, ordinal)[4:]
+        txn_id = "txn-" + action_id(layer.seed, layer.playbook, ordinal)[4:]
         postings = [
             PendingPosting(txn_id, account, currency, amount, _member_of(account))
             for account, amount in legs
             if amount != 0
         ]
+        if layer.txns is None:
+            layer.txns = []
         layer.txns.append(
             PendingTxn(txn_id, layer.community_id, ctx.now, currency, reason, layer.playbook, layer.cause, postings)
         )
@@ -267,7 +279,7 @@ class Context:
 
     def _emit(self, type_: str, fields: dict[str, Any], group: str | None = None) -> str:
         layer = self._layer
-        aid = action_id(layer.cause, layer.playbook, layer.ordinal)
+        aid = action_id(layer.seed, layer.playbook, layer.ordinal)
         layer.ordinal += 1
         body = {
             "v": 1,
@@ -281,6 +293,12 @@ class Context:
         }
         if type_ not in ACTION_TYPES:
             raise PlaybookError(f"unknown action type {type_!r}")
+        try:
+            ACTION_ADAPTER.validate_python(body)
+        except ValidationError as exc:
+            raise PlaybookError(f"{layer.playbook} emitted an invalid {type_} action: {exc}") from None
+        if layer.actions is None:
+            layer.actions = []
         layer.actions.append(body)
         return aid
 
@@ -323,6 +341,8 @@ class Context:
 
     def record(self, kind: str, member: str | None = None, **data: Any) -> None:
         """Append a line to this playbook's log (e.g. the moderation log)."""
+        if self._layer.records is None:
+            self._layer.records = []
         self._layer.records.append(
             {
                 "community_id": self._layer.community_id,
@@ -345,7 +365,10 @@ class Context:
         who = member or (self.event.actor.id if self.event is not None else None)
         if who is None:
             raise PlaybookError("ctx.count outside an event needs member=")
-        self._layer.counts.append((counter, who, n))
+        if self._layer.counts is None:
+            self._layer.counts = []
+        day = self.local_day(self.event.ts if self.event is not None else self.now)
+        self._layer.counts.append((counter, who, n, day))
 
     # --- time ---------------------------------------------------------------
 
@@ -373,7 +396,7 @@ class Context:
         if at is not None:
             if at.tzinfo is None:
                 raise PlaybookError("schedule(at=...) needs an aware datetime")
-            kind, spec, due = "once", "", at
+            kind, spec, due = "once", "", at.astimezone(UTC)
         elif cron is not None:
             try:
                 validate_cron(cron)
@@ -399,7 +422,7 @@ class Context:
             and existing.payload == data
         ):
             return job_id
-        self._layer.jobs[job_id] = PendingJob(
+        self._layer.jobs_w()[job_id] = PendingJob(
             job_id,
             community.id,
             self.group.key,
@@ -418,13 +441,13 @@ class Context:
         """Cancel this playbook's job ``key`` in this group (no error if absent)."""
         community = self.group.community
         job_id = f"{community.id}/{self.group.platform}/{self.group.key}/{self._playbook.id}/{key}"
-        self._layer.jobs[job_id] = None
+        self._layer.jobs_w()[job_id] = None
 
     def job_due(self, key: str) -> datetime | None:
         """When this playbook's job ``key`` in this group fires next, if scheduled."""
         community = self.group.community
         job_id = f"{community.id}/{self.group.platform}/{self.group.key}/{self._playbook.id}/{key}"
-        if job_id in self._layer.jobs:
+        if self._layer.jobs is not None and job_id in self._layer.jobs:
             pending = self._layer.jobs[job_id]
             return pending.due_at if pending else None
         existing = self._engine._job_get(job_id)

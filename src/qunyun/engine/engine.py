@@ -25,10 +25,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine as SAEngine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine as SAEngine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -63,6 +64,38 @@ _ACTION_COLS = (
 _RECORD_COLS = ("community_id", "group_key", "playbook", "kind", "member", "ts", "cause", "data")
 _TXN_COLS = ("id", "community_id", "ts", "currency", "reason", "playbook", "cause")
 _POSTING_COLS = ("transaction_id", "account_id", "amount")
+
+
+_DOWNGRADE = {
+    "zh-CN": "⚠️ {platform} 不支持机器人执行「{what}」（{playbook}，群 {group}）：{detail}。请管理员手动处理。",
+    "en": "⚠️ {platform} does not let the bot {what} ({playbook}, group {group}): {detail}. Please do it by hand.",
+}
+_WHAT = {
+    "zh-CN": {"delete": "撤回消息", "remove": "移出成员", "mute": "禁言", "invite": "邀请", "pin": "置顶",
+              "direct": "私信", "create_group": "建群", "dissolve_group": "解散群", "send": "发消息"},
+    "en": {"delete": "delete a message", "remove": "remove a member", "mute": "mute a member",
+           "invite": "invite a member", "pin": "pin a message", "direct": "send a direct message",
+           "create_group": "create a group", "dissolve_group": "dissolve the group", "send": "post"},
+}
+
+
+def _downgrade_text(action: dict[str, Any], group: GroupSettings) -> str:
+    """The note admins get when the platform cannot do what a playbook decided."""
+    from qunyun.core.text import clip
+
+    locale = group.community.locale if group.community.locale in _DOWNGRADE else "en"
+    parts = []
+    for key in ("member", "msg_id", "reason", "text", "until", "template"):
+        if action.get(key):
+            value = action[key].isoformat() if isinstance(action[key], datetime) else str(action[key])
+            parts.append(f"{key}={clip(value, 80)}")
+    return _DOWNGRADE[locale].format(
+        platform=group.platform,
+        what=_WHAT[locale].get(action["type"], action["type"]),
+        playbook=action["playbook"],
+        group=group.name,
+        detail=", ".join(parts) or "-",
+    )
 
 
 def _clean(text: str) -> str:
@@ -117,6 +150,8 @@ class Engine:
         self.batch_size = max(1, batch_size)
         self._drives_clock = isinstance(clock, FakeClock)
         self._playbooks: dict[str, Playbook] = {}
+        self._dispatch_cache: dict[tuple[int, str], list[tuple[str, Playbook]]] = {}
+        self._group_by_key: dict[tuple[str, str], GroupSettings] = {}
         self._conn: Connection | None = None
         self._unit = Unit()
         self._upsert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
@@ -145,27 +180,27 @@ class Engine:
 
     def _build_statements(self) -> None:
         """Statements built once: executing them hits SQLAlchemy's compiled cache."""
-        mt = m.Member.__table__
+        mt = m.table(m.Member)
         self._q_member = select(mt.c.id, mt.c.name, mt.c.title).where(
             mt.c.community_id == bindparam("c"), mt.c.platform == bindparam("p"), mt.c.user_id == bindparam("u")
         )
         # ON CONFLICT DO NOTHING: another process may have added the member since we
         # loaded our cache; then we read its id instead of failing the batch.
         self._i_member = self._upsert(mt).on_conflict_do_nothing().returning(mt.c.id)
-        st = m.PlaybookState.__table__
+        st = m.table(m.PlaybookState)
         self._q_state = select(st.c.value).where(
             st.c.community_id == bindparam("c"), st.c.playbook == bindparam("p"), st.c.key == bindparam("k")
         )
         self._q_state_all = select(st.c.key, st.c.value).where(
             st.c.community_id == bindparam("c"), st.c.playbook == bindparam("p")
         )
-        msg = m.MessageRow.__table__
+        msg = m.table(m.MessageRow)
         self._q_author = (
             select(msg.c.member_id)
             .where(msg.c.group_id == bindparam("g"), msg.c.msg_id == bindparam("mid"))
             .limit(1)
         )
-        ms = m.Membership.__table__
+        ms = m.table(m.Membership)
         self._membership_upserts: dict[frozenset[str], Any] = {}
         self._ms_table = ms
 
@@ -190,7 +225,8 @@ class Engine:
         self._state_loaded: set[tuple[str, str]] = set()
         self._titles: dict[tuple[str, str, str], datetime] = {}
         self._members_loaded = False
-        self._accounts: dict[tuple[str, str], list[int]] = {}
+        #: (community, code) -> [account id, balance, currency]
+        self._accounts: dict[tuple[str, str], list[Any]] = {}
         self._authors: _LRU = _LRU(200_000)
         self._communities_ready = False
         self._jobs: dict[str, PendingJob] = {}
@@ -219,8 +255,8 @@ class Engine:
         try:
             self._prepare()
             yield conn
-            actions = self._unit.actions
             self._flush()
+            actions = self._unit.delivered
             conn.commit()
             if self.on_commit is not None and actions:
                 self.on_commit(actions)
@@ -255,7 +291,7 @@ class Engine:
                     )
             self._communities_ready = True
         if not self._members_loaded:
-            mt = m.Member.__table__
+            mt = m.table(m.Member)
             n = conn.execute(select(func.count()).select_from(mt)).scalar_one()
             if n <= self.MEMBER_PRELOAD_LIMIT:
                 for row in conn.execute(
@@ -266,8 +302,8 @@ class Engine:
         if not self._jobs_loaded:
             self._jobs = {}
             self._heap = []
-            for row in conn.execute(select(m.Job.__table__)).mappings():
-                job = PendingJob(**dict(row))
+            for job_row in conn.execute(select(m.table(m.Job))).mappings():
+                job = PendingJob(**dict(job_row))
                 self._jobs[job.id] = job
                 self._heap.append((job.due_at, job.id))
             heapq.heapify(self._heap)
@@ -289,19 +325,32 @@ class Engine:
         outcomes: list[Outcome] = []
         for start in range(0, len(events), self.batch_size):
             chunk = events[start : start + self.batch_size]
+            clock_before = self.clock.now()
+            setup_before = set(self._setup_done)
             try:
                 outcomes.extend(self._run_batch(chunk))
             except SQLAlchemyError as exc:
+                self._restore(clock_before, setup_before)
                 if len(chunk) == 1:
                     outcomes.append(self._record_broken(chunk[0], exc))
                     continue
                 log.warning("batch of %d failed to commit (%s); retrying one by one", len(chunk), exc)
                 for event in chunk:
+                    clock_before = self.clock.now()
+                    setup_before = set(self._setup_done)
                     try:
                         outcomes.extend(self._run_batch([event]))
                     except SQLAlchemyError as exc1:
+                        self._restore(clock_before, setup_before)
                         outcomes.append(self._record_broken(event, exc1))
         return outcomes
+
+    def _restore(self, clock: datetime, setup_done: set[tuple[str, str]]) -> None:
+        """After a rolled-back batch: time and setup as they were before it."""
+        if self._drives_clock:
+            assert isinstance(self.clock, FakeClock)
+            self.clock._rewind(clock)
+        self._setup_done = setup_done
 
     def advance_to(self, when: datetime) -> int:
         """Fire every job due at or before ``when`` (moving a fake clock there)."""
@@ -341,6 +390,16 @@ class Engine:
                     ctx = Context(self, pb, layer, group, self.clock.now())
                     if not self._run(pb.erase_member, ctx, member, layer, group):
                         failed.append(pid)
+            # The playbooks' logs name the member; keep the counts, drop the person.
+            conn = self._conn
+            assert conn is not None
+            self._flush()
+            rt = m.table(m.Record)
+            conn.execute(
+                update(rt)
+                .where(rt.c.community_id == community, rt.c.member == member)
+                .values(member=None, data={"erased": True})
+            )
         return failed
 
     def _any_group(self, community: str, platform: str) -> list[GroupSettings]:
@@ -372,7 +431,7 @@ class Engine:
         for e in events:
             by_platform.setdefault(e.platform, []).append(e.id)
         found: set[tuple[str, str]] = set()
-        t = m.EventRow.__table__
+        t = m.table(m.EventRow)
         for platform, ids in by_platform.items():
             for i in range(0, len(ids), 500):
                 rows = conn.execute(
@@ -419,6 +478,17 @@ class Engine:
             log.exception("could not record the failure of %s either", event.key)
         return Outcome(event.key, "failed", str(exc)[:500])
 
+    def _dispatch(self, group: GroupSettings, etype: str) -> list[tuple[str, Playbook]]:
+        """The playbooks of ``group`` that handle ``etype``, in configured order (cached)."""
+        key = (id(group), etype)
+        found = self._dispatch_cache.get(key)
+        if found is None:
+            found = [
+                (pid, self.playbook(pid)) for pid in group.playbooks if etype in self.playbook(pid).handles
+            ]
+            self._dispatch_cache[key] = found
+        return found
+
     def _group_settings(self, event: BaseEvent) -> GroupSettings | None:
         group = self.settings.group(event.platform, event.group)
         if group is None:
@@ -433,7 +503,12 @@ class Engine:
         dedup = (event.platform, event.id)
         if dedup in existing or dedup in unit.event_keys:
             return Outcome(event.key, "duplicate", "already handled")
-        group = self._group_settings(event)
+        gkey = (event.platform, event.group)
+        group = self._group_by_key.get(gkey)
+        if group is None:
+            group = self._group_settings(event)
+            if group is not None:
+                self._group_by_key[gkey] = group
         if group is None:
             return Outcome(
                 event.key,
@@ -442,11 +517,13 @@ class Engine:
                 "add it under a community's groups, or set catch_all: true on one community",
             )
         ts = event.ts
-        self._fire_due(ts)
+        heap = self._heap
+        if heap and heap[0][0] <= ts:
+            self._fire_due(ts)
         if self._drives_clock:
             self.clock.set(ts)  # type: ignore[attr-defined]
         now = self.clock.now()
-        if (group.platform, group.key) not in self._setup_done:
+        if gkey not in self._setup_done:
             self._setup_all(extra=group)
 
         gid, last = self._group_info(group)
@@ -478,17 +555,15 @@ class Engine:
         # playbooks
         cause = event.id
         merged: list[Layer] = []
-        for pid in group.playbooks:
-            pb = self.playbook(pid)
-            if etype not in pb.handles:
-                continue
-            layer = self._layer(pid, cause, cid)
+        for pid, pb in self._dispatch(group, etype):
+            layer = self._layer(pid, cause, cid, key=event.platform)
             ctx = Context(self, pb, layer, group, now, event=event)
             if self._run(pb.on_event, ctx, event, layer, group):
                 merged.append(layer)
                 if layer.suppress:
                     break
-        self._watch_ledger(merged, group, now, cause, event=event)
+        if merged:
+            self._watch_ledger(merged, group, now, cause, event=event)
 
         bulk = self._bulk
         unit.events.append(
@@ -571,7 +646,7 @@ class Engine:
         conn = self._conn
         assert conn is not None
         self._flush_messages()
-        t = m.MessageRow.__table__
+        t = m.table(m.MessageRow)
         values: dict[str, Any] = (
             {"text": event.text} if event.type == "edit" else {"status": "recalled"}
         )
@@ -616,7 +691,7 @@ class Engine:
             return found
         conn = self._conn
         assert conn is not None
-        t = m.Group.__table__
+        t = m.table(m.Group)
         row = conn.execute(
             select(t.c.id, t.c.last_event_at).where(t.c.platform == group.platform, t.c.key == group.key)
         ).first()
@@ -713,15 +788,14 @@ class Engine:
 
     # ------------------------------------------------------------- playbooks
 
-    def _layer(self, pid: str, cause: str, cid: str) -> Layer:
+    def _layer(self, pid: str, cause: str, cid: str, *, key: str | None = None) -> Layer:
+        """A fresh layer. ``key`` (the platform, for events) makes ids unique across platforms."""
         unit = self._unit
-        return Layer(
-            playbook=pid,
-            cause=cause,
-            community_id=cid,
-            ordinal=unit.ordinals.get((cause, pid), 0),
-            txn_ordinal=unit.txn_ordinals.get((cause, pid), 0),
-        )
+        seed = f"{key}:{cause}" if key else cause
+        if not unit.ordinals and not unit.txn_ordinals:
+            return Layer(pid, cause, cid, 0, 0, seed)
+        k = (seed, pid)
+        return Layer(pid, cause, cid, unit.ordinals.get(k, 0), unit.txn_ordinals.get(k, 0), seed)
 
     def _run(
         self,
@@ -739,6 +813,12 @@ class Engine:
         except Exception as exc:
             if layer.nested is not None:
                 layer.nested.rollback()
+                # rows the engine itself inserted inside the savepoint (a member
+                # first named by this playbook) are gone: forget what we cached
+                self._members.clear()
+                self._members_loaded = False
+                self._accounts.clear()
+                self._groups.clear()
             self.stats["playbook_failures"] += 1
             log.warning("playbook %s failed on %s: %r", layer.playbook, layer.cause, exc)
             self._unit.failures.append(
@@ -762,36 +842,43 @@ class Engine:
         unit = self._unit
         cid = layer.community_id
         pid = layer.playbook
-        unit.ordinals[(layer.cause, pid)] = layer.ordinal
-        unit.txn_ordinals[(layer.cause, pid)] = layer.txn_ordinal
-        for key, value in layer.state.items():
-            skey = (cid, pid, key)
-            self._state[skey] = value
-            unit.state_dirty.add(skey)
-        for action in layer.actions:
-            unit.actions.append(self._outbox_row(action, group))
-        if layer.txns:
+        if layer.ordinal:
+            unit.ordinals[(layer.seed, pid)] = layer.ordinal
+        if layer.txn_ordinal:
+            unit.txn_ordinals[(layer.seed, pid)] = layer.txn_ordinal
+        if layer.state is not None:
+            state = self._state
+            dirty = unit.state_dirty
+            for key, value in layer.state.items():
+                skey = (cid, pid, key)
+                state[skey] = value
+                dirty.add(skey)
+        if layer.actions is not None:
+            for action in layer.actions:
+                row = self._outbox_row(action, group)
+                unit.actions.append(row)
+                unit.delivered.append(row)
+        if layer.txns is not None:
             for txn in layer.txns:
                 for posting in txn.postings:
                     acct = self._account(cid, posting.account_code, posting.currency, posting.member)
                     acct[1] += posting.amount
             unit.txns.extend(layer.txns)
-        unit.records.extend(layer.records)
-        if layer.counts:
-            event_day = None
+        if layer.records is not None:
+            unit.records.extend(layer.records)
+        if layer.counts is not None:
             gid = self._group_id(group)
-            for counter, who, n in layer.counts:
+            for counter, who, n, day in layer.counts:
                 mid = self._member_id(cid, group.platform, who, None, None)
-                if event_day is None:
-                    event_day = self.clock.now().astimezone(group.community.tz).date()
-                self._bump(gid, mid, event_day, cid, counter, n)
-        for job_id, job in layer.jobs.items():
-            if job is None:
-                self._jobs.pop(job_id, None)
-            else:
-                self._jobs[job_id] = job
-                heapq.heappush(self._heap, (job.due_at, job_id))
-            unit.jobs_dirty.add(job_id)
+                self._bump(gid, mid, day, cid, counter, n)
+        if layer.jobs is not None:
+            for job_id, job in layer.jobs.items():
+                if job is None:
+                    self._jobs.pop(job_id, None)
+                else:
+                    self._jobs[job_id] = job
+                    heapq.heappush(self._heap, (job.due_at, job_id))
+                unit.jobs_dirty.add(job_id)
 
     def _outbox_row(self, action: dict[str, Any], group: GroupSettings) -> dict[str, Any]:
         atype = action["type"]
@@ -799,14 +886,13 @@ class Engine:
         caps = self.capabilities.get(group.platform) if self.capabilities is not None else None
         if caps is not None and atype not in caps:
             downgraded = atype
-            detail = {k: v for k, v in action.items() if k not in ("v", "id", "ts", "group", "type", "playbook", "cause")}
             action = {
                 "v": 1,
                 "id": action["id"],
                 "ts": action["ts"],
                 "group": action["group"],
                 "type": "notify_admins",
-                "text": f"[{group.platform} cannot {atype}] {action['playbook']}: {detail}",
+                "text": _downgrade_text(action, group),
                 "playbook": action["playbook"],
                 "cause": action["cause"],
             }
@@ -844,7 +930,7 @@ class Engine:
         postings = [
             Posting(t.id, p.account_code, p.member[1] if p.member else None, p.currency, p.amount, t.reason, t.playbook)
             for layer in merged
-            for t in layer.txns
+            for t in layer.txns or ()
             for p in t.postings
         ]
         if not postings:
@@ -853,7 +939,7 @@ class Engine:
             pb = self.playbook(pid)
             if not pb.watches_ledger:
                 continue
-            layer = self._layer(pid, cause, group.community.id)
+            layer = self._layer(pid, cause, group.community.id, key=event.platform if event is not None else None)
             ctx = Context(self, pb, layer, group, now, event=event, job=job)
             self._run(pb.on_postings, ctx, postings, layer, group)
 
@@ -892,7 +978,7 @@ class Engine:
         """Load a playbook's whole state into the cache, if it is small enough."""
         conn = self._conn
         assert conn is not None
-        t = m.PlaybookState.__table__
+        t = m.table(m.PlaybookState)
         n = conn.execute(
             select(func.count()).select_from(t).where(t.c.community_id == cid, t.c.playbook == pid)
         ).scalar_one()
@@ -907,7 +993,7 @@ class Engine:
         conn = self._conn
         assert conn is not None
         self._flush_state()
-        t = m.PlaybookState.__table__
+        t = m.table(m.PlaybookState)
         rows = conn.execute(
             select(t.c.key, t.c.value).where(
                 t.c.community_id == cid,
@@ -922,14 +1008,14 @@ class Engine:
 
     # ---------------------------------------------------------------- ledger
 
-    def _account(self, cid: str, code: str, currency: str, member: tuple[str, str] | None) -> list[int]:
+    def _account(self, cid: str, code: str, currency: str, member: tuple[str, str] | None) -> list[Any]:
         key = (cid, code)
         acct = self._accounts.get(key)
         if acct is not None:
             return acct
         conn = self._conn
         assert conn is not None
-        t = m.Account.__table__
+        t = m.table(m.Account)
         row = conn.execute(
             select(t.c.id, t.c.balance, t.c.currency).where(t.c.community_id == cid, t.c.code == code)
         ).first()
@@ -949,26 +1035,31 @@ class Engine:
                 )
                 .returning(t.c.id)
             ).scalar_one()
-            acct = [int(aid), 0]
+            acct = [int(aid), 0, currency]
         else:
-            if row[2] != currency:
-                raise ValueError(f"account {code} holds {row[2]}, not {currency}")
-            acct = [int(row[0]), int(row[1])]
+            acct = [int(row[0]), int(row[1]), row[2]]
         self._accounts[key] = acct
         return acct
 
-    def _account_balance(self, cid: str, code: str) -> int:
+    def _account_currency(self, cid: str, code: str) -> str | None:
+        """The currency of an existing account, or None if it does not exist yet."""
         acct = self._accounts.get((cid, code))
-        if acct is not None:
-            return acct[1]
+        if acct is not None and len(acct) > 2:
+            return str(acct[2])
         conn = self._conn
         assert conn is not None
-        t = m.Account.__table__
-        row = conn.execute(select(t.c.id, t.c.balance).where(t.c.community_id == cid, t.c.code == code)).first()
-        if row is None:
-            return 0
-        self._accounts[(cid, code)] = [int(row[0]), int(row[1])]
-        return int(row[1])
+        t = m.table(m.Account)
+        row = conn.execute(select(t.c.currency).where(t.c.community_id == cid, t.c.code == code)).first()
+        return None if row is None else str(row[0])
+
+    def _account_balance(self, cid: str, code: str) -> int:
+        acct = self._accounts.get((cid, code))
+        if acct is None:
+            currency = self._account_currency(cid, code)
+            if currency is None:
+                return 0
+            acct = self._account(cid, code, currency, None)
+        return int(acct[1])
 
     # ------------------------------------------------------------------ jobs
 
@@ -1016,7 +1107,7 @@ class Engine:
             catch_all = self.settings.communities.get(job.community_id)
             if catch_all is not None and catch_all.catch_all:
                 group = auto_group(catch_all, job.platform, job.group_key, self.registry)
-        cause = f"job:{job.id}@{job.due_at.isoformat()}"
+        cause = f"job:{job.id}@{job.due_at.astimezone(UTC).isoformat()}"
         # advance or remove the job first, so a failing handler cannot loop
         nxt = next_due(job.kind, job.spec, job.due_at, now, self.settings.communities[job.community_id].tz) if job.community_id in self.settings.communities else None
         if nxt is None:
@@ -1050,7 +1141,7 @@ class Engine:
         assert conn is not None
         if self._unit.messages:
             b = self._bulk
-            b.run(conn, b.insert_sql(m.MessageRow.__table__, _MESSAGE_COLS), self._unit.messages)
+            b.run(conn, b.insert_sql(m.table(m.MessageRow), _MESSAGE_COLS), self._unit.messages)
             self._unit.messages = []
 
     def _flush_state(self) -> None:
@@ -1060,7 +1151,7 @@ class Engine:
         if not unit.state_dirty:
             return
         b = self._bulk
-        t = m.PlaybookState.__table__
+        t = m.table(m.PlaybookState)
         now = b.ts(self.clock.now())
         puts = []
         dels = []
@@ -1091,7 +1182,7 @@ class Engine:
         b = self._bulk
         mark = "?" if b.sqlite else "%s"
         if unit.events:
-            b.run(conn, b.insert_sql(m.EventRow.__table__, _EVENT_COLS), unit.events)
+            b.run(conn, b.insert_sql(m.table(m.EventRow), _EVENT_COLS), unit.events)
             unit.events = []
         self._flush_messages()
         if unit.rollups:
@@ -1101,7 +1192,7 @@ class Engine:
             ]
             b.run(
                 conn,
-                b.upsert_sql(m.Rollup.__table__, _ROLLUP_COLS, ("group_id", "member_id", "day"), add=_COUNTERS),
+                b.upsert_sql(m.table(m.Rollup), _ROLLUP_COLS, ("group_id", "member_id", "day"), add=_COUNTERS),
                 rows,
             )
             unit.rollups = {}
@@ -1118,7 +1209,7 @@ class Engine:
                 )
                 for a in unit.actions
             ]
-            b.run(conn, b.insert_sql(m.ActionRow.__table__, _ACTION_COLS), rows)
+            b.run(conn, b.insert_sql(m.table(m.ActionRow), _ACTION_COLS), rows)
             unit.actions = []
         if unit.records:
             rows = [
@@ -1128,10 +1219,10 @@ class Engine:
                 )
                 for r in unit.records
             ]
-            b.run(conn, b.insert_sql(m.Record.__table__, _RECORD_COLS), rows)
+            b.run(conn, b.insert_sql(m.table(m.Record), _RECORD_COLS), rows)
             unit.records = []
         if unit.failures:
-            conn.execute(insert(m.Failure.__table__), unit.failures)
+            conn.execute(insert(m.table(m.Failure)), unit.failures)
             unit.failures = []
         if unit.memberships:
             shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
@@ -1142,7 +1233,7 @@ class Engine:
                 conn.execute(self._membership_stmt(fields), full)
             unit.memberships = {}
         if unit.jobs_dirty:
-            t = m.Job.__table__
+            t = m.table(m.Job)
             puts = [self._jobs[j].row() for j in unit.jobs_dirty if j in self._jobs]
             dels = [{"j": j} for j in unit.jobs_dirty if j not in self._jobs]
             if dels:
@@ -1177,7 +1268,7 @@ class Engine:
         mark = "?" if b.sqlite else "%s"
         b.run(
             conn,
-            b.insert_sql(m.LedgerTransaction.__table__, _TXN_COLS),
+            b.insert_sql(m.table(m.LedgerTransaction), _TXN_COLS),
             [(t.id, t.community_id, b.ts(t.ts), t.currency, t.reason, t.playbook, t.cause) for t in txns],
         )
         postings = []
@@ -1187,7 +1278,7 @@ class Engine:
                 aid = self._accounts[(t.community_id, p.account_code)][0]
                 postings.append((t.id, aid, p.amount))
                 deltas[aid] = deltas.get(aid, 0) + p.amount
-        b.run(conn, b.insert_sql(m.Posting.__table__, _POSTING_COLS), postings)
+        b.run(conn, b.insert_sql(m.table(m.Posting), _POSTING_COLS), postings)
         b.run(
             conn,
             f"UPDATE ledger_accounts SET balance = balance + {mark} WHERE id = {mark}",

@@ -21,7 +21,7 @@ from qunyun.store import models as m
 
 def pending(db: Engine, *, limit: int = 1000, after_seq: int = 0, platform: str | None = None) -> list[dict[str, Any]]:
     """Pending actions in the order they were decided, as outbox rows."""
-    t = m.ActionRow.__table__
+    t = m.table(m.ActionRow)
     q = select(t).where(t.c.status == "pending", t.c.seq > after_seq).order_by(t.c.seq).limit(limit)
     if platform is not None:
         q = q.where(t.c.platform == platform)
@@ -33,7 +33,7 @@ def mark_delivered(db: Engine, ids: Iterable[str], when: datetime) -> None:
     rows = [{"i": i, "w": when} for i in ids]
     if not rows:
         return
-    t = m.ActionRow.__table__
+    t = m.table(m.ActionRow)
     with db.begin() as conn:
         conn.execute(
             update(t)
@@ -45,7 +45,7 @@ def mark_delivered(db: Engine, ids: Iterable[str], when: datetime) -> None:
 
 def mark_failed(db: Engine, action_id: str, error: str, *, give_up: bool = False) -> None:
     """Count a failed attempt; ``give_up`` marks it failed for good (else it stays pending)."""
-    t = m.ActionRow.__table__
+    t = m.table(m.ActionRow)
     with db.begin() as conn:
         conn.execute(
             update(t)

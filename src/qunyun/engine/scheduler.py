@@ -56,6 +56,16 @@ def next_cron(expr: str, after: datetime, tz: ZoneInfo) -> datetime:
     nxt: datetime = itr.get_next(datetime)
     if nxt.tzinfo is None:
         nxt = nxt.replace(tzinfo=tz)
+    wall = local.replace(tzinfo=None, fold=0)
+    for _ in range(100):
+        if nxt.astimezone(tz).replace(tzinfo=None, fold=0) != wall and nxt.astimezone(UTC) > after:
+            break
+        # The same wall time again (a DST fall-back repeats an hour): once is
+        # enough. Step in UTC: wall-clock arithmetic would land in the repeat.
+        itr.set_current((nxt.astimezone(UTC) + timedelta(minutes=1)).astimezone(tz), force=True)
+        nxt = itr.get_next(datetime)
+        if nxt.tzinfo is None:
+            nxt = nxt.replace(tzinfo=tz)
     return nxt.astimezone(UTC)
 
 

@@ -73,23 +73,58 @@ class PendingJob:
         }
 
 
-@dataclass(slots=True)
 class Layer:
-    """One playbook's pending effects for one cause."""
+    """One playbook's pending effects for one cause.
 
-    playbook: str
-    cause: str
-    community_id: str
-    ordinal: int
-    txn_ordinal: int
-    state: dict[str, Any] = field(default_factory=dict)
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    txns: list[PendingTxn] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    counts: list[tuple[str, str, int]] = field(default_factory=list)
-    jobs: dict[str, PendingJob | None] = field(default_factory=dict)
-    nested: Any = None
-    suppress: bool = False
+    Containers are created on first write: most playbooks do nothing for
+    most events, and this object is made once per playbook per event.
+    """
+
+    __slots__ = (
+        "actions",
+        "cause",
+        "community_id",
+        "counts",
+        "jobs",
+        "nested",
+        "ordinal",
+        "playbook",
+        "records",
+        "seed",
+        "state",
+        "suppress",
+        "txn_ordinal",
+        "txns",
+    )
+
+    def __init__(
+        self, playbook: str, cause: str, community_id: str, ordinal: int, txn_ordinal: int, seed: str = ""
+    ) -> None:
+        self.playbook = playbook
+        #: what ids are derived from: the platform-qualified cause
+        self.seed = seed or cause
+        self.cause = cause
+        self.community_id = community_id
+        self.ordinal = ordinal
+        self.txn_ordinal = txn_ordinal
+        self.state: dict[str, Any] | None = None
+        self.actions: list[dict[str, Any]] | None = None
+        self.txns: list[PendingTxn] | None = None
+        self.records: list[dict[str, Any]] | None = None
+        self.counts: list[tuple[str, str, int, date]] | None = None
+        self.jobs: dict[str, PendingJob | None] | None = None
+        self.nested: Any = None
+        self.suppress = False
+
+    def state_w(self) -> dict[str, Any]:
+        if self.state is None:
+            self.state = {}
+        return self.state
+
+    def jobs_w(self) -> dict[str, PendingJob | None]:
+        if self.jobs is None:
+            self.jobs = {}
+        return self.jobs
 
 
 @dataclass
@@ -101,6 +136,8 @@ class Unit:
     event_keys: set[tuple[str, str]] = field(default_factory=set)
     messages: list[tuple[Any, ...]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
+    #: every outbox row of the transaction, for Engine.on_commit (not cleared by flushes)
+    delivered: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     txns: list[PendingTxn] = field(default_factory=list)

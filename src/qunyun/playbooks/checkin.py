@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -84,11 +84,11 @@ class Checkin(Playbook):
     config_model = CheckinConfig
     handles = frozenset({"message"})
     emits = frozenset({"send"})
-    summary = {
+    summary: ClassVar[dict[str, str]] = {
         "zh-CN": "每日打卡：连续天数、积分与排行榜，晚间提醒。",
         "en": "Daily check-in with streaks, points, boards and an evening reminder.",
     }
-    templates = {
+    templates: ClassVar[dict[str, dict[str, str]]] = {
         "done": {
             "zh-CN": "✅ {name} 今日打卡成功！连续 {streak} 天，累计 {total} 天，+{points} 积分{bonus}",
             "en": "✅ {name} checked in! {streak}-day streak, {total} days in all, +{points} points{bonus}",
@@ -220,6 +220,14 @@ class Checkin(Playbook):
         if cfg.pattern and re.search(cfg.pattern, text):
             return text
         return None
+
+    # --------------------------------------------------------------- privacy
+
+    def erase_member(self, ctx: Context, member: str) -> None:
+        super().erase_member(ctx, member)
+        for key, uids in list(ctx.state.scan("g:")):
+            if ":day:" in key and member in uids:
+                ctx.state.put(key, [u for u in uids if u != member])
 
     # ------------------------------------------------------------------ jobs
 

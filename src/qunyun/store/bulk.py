@@ -33,11 +33,8 @@ class Bulk:
     def ts(self, value: datetime) -> Any:
         """An aware datetime as this database stores it (UTC)."""
         if self.sqlite:
-            v = value.astimezone(UTC)
-            return (
-                f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
-                f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
-            )
+            # the format SQLAlchemy's SQLite DateTime writes and reads back
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         return value
 
     def day(self, value: date) -> Any:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -312,3 +313,8 @@ ROLLUP_COUNTERS = (
     "checkins",
     "points",
 )
+
+
+def table(model: type[Base]) -> Table:
+    """The :class:`~sqlalchemy.Table` of a model, typed as such (``__table__`` is not)."""
+    return Base.metadata.tables[model.__tablename__]

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine as SAEngine, func, select, text
+from sqlalchemy import Engine as SAEngine
+from sqlalchemy import func, select, text
 
 from qunyun.config.model import Settings, settings_from_text
 from qunyun.core.clock import FakeClock
@@ -246,7 +247,7 @@ class Chat:
     # ----------------------------------------------------------------- state
 
     def state(self, playbook: str, key: str) -> Any:
-        t = m.PlaybookState.__table__
+        t = m.table(m.PlaybookState)
         with self.db.connect() as conn:
             row = conn.execute(
                 select(t.c.value).where(t.c.playbook == playbook, t.c.key == key)
@@ -257,13 +258,13 @@ class Chat:
         return self.balance(f"member:{self.platform}:{user}:{currency}")
 
     def balance(self, code: str) -> int:
-        t = m.Account.__table__
+        t = m.table(m.Account)
         with self.db.connect() as conn:
             row = conn.execute(select(t.c.balance).where(t.c.code == code)).first()
         return 0 if row is None else int(row[0])
 
     def records(self, playbook: str, kind: str | None = None) -> list[dict[str, Any]]:
-        t = m.Record.__table__
+        t = m.table(m.Record)
         q = select(t).where(t.c.playbook == playbook).order_by(t.c.id)
         if kind is not None:
             q = q.where(t.c.kind == kind)
@@ -272,7 +273,7 @@ class Chat:
 
     def failures(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
-            return [dict(r) for r in conn.execute(select(m.Failure.__table__)).mappings()]
+            return [dict(r) for r in conn.execute(select(m.table(m.Failure))).mappings()]
 
     def assert_ledger_balanced(self) -> None:
         """Every transaction sums to zero and every balance equals its postings."""
@@ -285,8 +286,8 @@ class Chat:
 
 def check_ledger(db: SAEngine) -> None:
     """Raise AssertionError unless the ledger is conserved and consistent."""
-    p = m.Posting.__table__
-    a = m.Account.__table__
+    p = m.table(m.Posting)
+    a = m.table(m.Account)
     with db.connect() as conn:
         unbalanced = conn.execute(
             select(p.c.transaction_id, func.sum(p.c.amount))
