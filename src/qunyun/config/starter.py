@@ -546,8 +546,13 @@ def render_starter(
         raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGS)}")
     from qunyun.engine.registry import default_registry
 
+    from qunyun.playbooks import BUILTINS
+
     reg = registry if registry is not None else default_registry()
-    playbooks: list[type[Playbook]] = list(reg)
+    # Built-ins first in their working order (moderation before the others, so
+    # it can suppress spam), then any third-party playbooks by id.
+    order = {pid: i for i, pid in enumerate(BUILTINS)}
+    playbooks: list[type[Playbook]] = sorted(reg, key=lambda c: (order.get(c.id, len(order)), c.id))
     t = _TEXT[lang]
     if default_database is None:
         from qunyun.store.db import default_database_path

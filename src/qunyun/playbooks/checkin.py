@@ -46,9 +46,15 @@ class CheckinConfig(PlaybookConfig):
         description="Cron (community time zone) for the evening reminder; null to switch off.",
     )
     reminder_limit: int = Field(default=20, ge=1, le=200, description="At most this many @-mentions per reminder.")
-    board_keywords: list[str] = Field(default_factory=lambda: ["打卡榜", "checkin board"])
-    week_board_keywords: list[str] = Field(default_factory=lambda: ["打卡周榜", "weekly checkin board"])
-    board_size: int = Field(default=10, ge=1, le=50)
+    board_keywords: list[str] = Field(
+        default_factory=lambda: ["打卡榜", "checkin board"],
+        description="A message that is exactly one of these shows today's board.",
+    )
+    week_board_keywords: list[str] = Field(
+        default_factory=lambda: ["打卡周榜", "weekly checkin board"],
+        description="A message that is exactly one of these shows this week's board.",
+    )
+    board_size: int = Field(default=10, ge=1, le=50, description="Rows on a board.")
 
     @field_validator("reminder")
     @classmethod
@@ -72,6 +78,32 @@ class CheckinConfig(PlaybookConfig):
             if days < 1 or pts < 0:
                 raise ValueError("streak_bonus needs days >= 1 and points >= 0")
         return value
+
+
+class _Matcher:
+    """Casefolded keywords of one config, computed once (configs are immutable)."""
+
+    __slots__ = ("board", "longest", "pattern", "prefixes", "week_board")
+
+    def __init__(self, cfg: CheckinConfig) -> None:
+        self.board = frozenset(k.casefold() for k in cfg.board_keywords)
+        self.week_board = frozenset(k.casefold() for k in cfg.week_board_keywords)
+        words = [k.casefold() for k in (*cfg.keywords, *cfg.board_keywords, *cfg.week_board_keywords)]
+        self.prefixes = tuple(w for w in words if w)
+        # leading blanks are allowed before a keyword; look a little further than the longest
+        self.longest = max((len(w) for w in words), default=0) + 16
+        self.pattern = re.compile(cfg.pattern) if cfg.pattern else None
+
+
+_MATCHERS: dict[int, tuple[CheckinConfig, _Matcher]] = {}
+
+
+def _matcher(cfg: CheckinConfig) -> _Matcher:
+    found = _MATCHERS.get(id(cfg))
+    if found is None or found[0] is not cfg:
+        found = (cfg, _Matcher(cfg))
+        _MATCHERS[id(cfg)] = found
+    return found[1]
 
 
 def _iso_week(day: date) -> str:
@@ -138,14 +170,20 @@ class Checkin(Playbook):
 
     def on_event(self, ctx: Context, event: Any) -> None:
         cfg: CheckinConfig = ctx.config
-        text: str = event.text.strip()
+        text: str = event.text
         if not text:
             return
+        m = _matcher(cfg)
+        # cheap first look at the start of the message: most messages stop here
+        head = text[: m.longest].lstrip().casefold()
+        if not head.startswith(m.prefixes) and m.pattern is None:
+            return
+        text = text.strip()
         low = text.casefold()
-        if low in (k.casefold() for k in cfg.board_keywords):
+        if low in m.board:
             self._board(ctx)
             return
-        if low in (k.casefold() for k in cfg.week_board_keywords):
+        if low in m.week_board:
             self._week_board(ctx)
             return
         rest = self._match(cfg, text, low)
