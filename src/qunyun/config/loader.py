@@ -35,7 +35,7 @@ class Located:
         return f"{self.source}:{line}" if line else self.source
 
 
-def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> Any:
+def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int], source: str = "<config>") -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -45,21 +45,21 @@ def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> Any:
             ) else key_node.value
             if key == "<<":
                 raise ConfigError(
-                    [f"line {key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported"],
+                    [f"{source}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported"],
                     hint="write the keys out in full",
                 )
             sub = (*path, str(key))
             lines[sub] = key_node.start_mark.line + 1
             if str(key) in out:
                 raise ConfigError(
-                    [f"line {key_node.start_mark.line + 1}: key {key!r} appears twice"],
+                    [f"{source}:{key_node.start_mark.line + 1}: key {key!r} appears twice"],
                     hint="remove one of the two entries",
                 )
-            out[str(key)] = _walk(value_node, sub, lines)
+            out[str(key)] = _walk(value_node, sub, lines, source)
             lines[sub] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*path, i), lines) for i, item in enumerate(node.value)]
+        return [_walk(item, (*path, i), lines, source) for i, item in enumerate(node.value)]
     # scalar: let the safe constructor type it
     return yaml.safe_load(yaml.serialize(node))
 
@@ -77,10 +77,7 @@ def load_yaml(text: str, source: str = "<config>") -> Located:
     if node is None:
         return Located({}, {(): 1}, source)
     lines: dict[Loc, int] = {}
-    try:
-        data = _walk(node, (), lines)
-    except ConfigError as exc:
-        raise ConfigError([f"{source}: {p}" for p in exc.problems], hint=exc.hint) from None
+    data = _walk(node, (), lines, source)
     return Located(data, lines, source)
 
 

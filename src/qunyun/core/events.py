@@ -71,7 +71,8 @@ class BaseEvent(BaseModel):
     v: Literal[1] = 1
     id: Id
     ts: AwareDatetime
-    platform: Id
+    #: A short platform name (sim, matrix, onebot, telegram…).
+    platform: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
     group: Id
     actor: Actor
 

@@ -22,7 +22,7 @@ from qunyun.core.actions import ACTION_ADAPTER, ACTION_TYPES
 from qunyun.core.errors import PlaybookError
 from qunyun.core.events import BaseEvent
 from qunyun.core.ids import action_id
-from qunyun.core.text import display_name
+from qunyun.core.text import clip, display_name
 from qunyun.engine.scheduler import validate_cron
 from qunyun.engine.templates import pick, render
 from qunyun.engine.unit import DELETED, MISSING, Layer, PendingJob, PendingPosting, PendingTxn
@@ -150,6 +150,8 @@ class Ledger:
                 )
         if sum(a for _, a in legs) != 0:
             raise PlaybookError(f"unbalanced ledger transaction {legs!r}: postings must sum to zero")
+        # the reason is a short label (it may come from a member's payment memo)
+        reason = clip(reason.replace("\x00", "\ufffd"), 256)
         ctx = self._ctx
         layer = ctx._layer
         for account, _ in legs:
@@ -293,6 +295,11 @@ class Context:
         }
         if type_ not in ACTION_TYPES:
             raise PlaybookError(f"unknown action type {type_!r}")
+        emits = self._playbook.emits
+        if emits and type_ not in emits:
+            raise PlaybookError(
+                f"{layer.playbook} emitted {type_!r} but declares emits={sorted(emits)}; add it to emits"
+            )
         try:
             ACTION_ADAPTER.validate_python(body)
         except ValidationError as exc:
@@ -341,6 +348,10 @@ class Context:
 
     def record(self, kind: str, member: str | None = None, **data: Any) -> None:
         """Append a line to this playbook's log (e.g. the moderation log)."""
+        try:
+            orjson.dumps(data)
+        except TypeError as exc:
+            raise PlaybookError(f"record {kind!r}: data cannot be stored as JSON ({exc})") from None
         if self._layer.records is None:
             self._layer.records = []
         self._layer.records.append(
@@ -411,6 +422,10 @@ class Context:
                 raise PlaybookError("schedule(every=...) needs a positive interval")
             kind, spec, due = "interval", str(every.total_seconds()), self.now + every
         data = dict(payload or {})
+        try:
+            orjson.dumps(data)
+        except TypeError as exc:
+            raise PlaybookError(f"job {name!r}: payload cannot be stored as JSON ({exc})") from None
         data["_name"] = name
         data["_key"] = job_key
         existing = self._engine._job_get(job_id)

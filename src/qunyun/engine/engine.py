@@ -406,8 +406,7 @@ class Engine:
         settings = self.settings.communities.get(community)
         if settings is None:
             raise KeyError(f"unknown community {community!r}")
-        groups = [g for g in settings.groups.values() if g.platform == platform]
-        return groups[:1] if groups else []
+        return [g for g in settings.groups.values() if g.platform == platform]
 
     def setup_groups(self) -> None:
         """Run every configured group's playbook ``setup`` (registers cron jobs)."""
@@ -737,7 +736,7 @@ class Engine:
                         "community_id": cid,
                         "platform": platform,
                         "user_id": uid,
-                        "name": name,
+                        "name": _clean(name) if name else name,
                         "first_seen_at": when,
                         "last_seen_at": when,
                         "erased": False,
@@ -828,8 +827,8 @@ class Engine:
                     "playbook": layer.playbook,
                     "cause": layer.cause,
                     "ts": ctx.now,
-                    "error": f"{type(exc).__name__}: {exc}"[:2000],
-                    "traceback": traceback.format_exc()[-8000:],
+                    "error": _clean(f"{type(exc).__name__}: {exc}"[:2000]),
+                    "traceback": _clean(traceback.format_exc()[-8000:]),
                 }
             )
             return False

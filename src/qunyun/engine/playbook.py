@@ -43,8 +43,9 @@ class Playbook:
     version: ClassVar[str] = "1"
     #: The typed configuration; validated per group from the YAML.
     config_model: ClassVar[type[PlaybookConfig]] = PlaybookConfig
-    #: Action types this playbook may emit; the adapter's capabilities are
-    #: checked against them and missing ones are downgraded.
+    #: Action types this playbook may emit (checked when it emits; empty means
+    #: any). An adapter that cannot do one of them gets it downgraded to
+    #: ``notify_admins`` by the engine.
     emits: ClassVar[frozenset[str]] = frozenset()
     #: Event types ``on_event`` wants; others are never delivered (speed).
     handles: ClassVar[frozenset[str]] = frozenset()

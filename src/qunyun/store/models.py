@@ -171,7 +171,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_due", "due_at"),)
 
-    id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    #: community/platform/group/playbook/key
+    id: Mapped[str] = mapped_column(String(1024), primary_key=True)
     community_id: Mapped[str] = mapped_column(String(64))
     group_key: Mapped[str] = mapped_column(String(256))
     platform: Mapped[str] = mapped_column(String(64))
