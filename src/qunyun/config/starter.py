@@ -545,7 +545,6 @@ def render_starter(
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGS)}")
     from qunyun.engine.registry import default_registry
-
     from qunyun.playbooks import BUILTINS
 
     reg = registry if registry is not None else default_registry()

@@ -69,10 +69,11 @@ class State:
         self._ctx = ctx
 
     def get(self, key: str, default: Any = None) -> Any:
-        layer = self._ctx._layer
-        value = layer.state.get(key, MISSING) if layer.state is not None else MISSING
+        ctx = self._ctx
+        layer = ctx._layer
+        value = layer.state.get(key, MISSING) if layer is not None and layer.state is not None else MISSING
         if value is MISSING:
-            value = self._ctx._engine._state_get(layer.community_id, layer.playbook, key)
+            value = ctx._engine._state_get(ctx._cid, ctx._playbook.id, key)
         if value is MISSING or value is DELETED:
             return default
         return value
@@ -83,16 +84,17 @@ class State:
             orjson.dumps(value)
         except TypeError as exc:
             raise PlaybookError(f"state {key!r}: the value cannot be stored as JSON ({exc})") from None
-        self._ctx._layer.state_w()[key] = value
+        self._ctx._lw().state_w()[key] = value
 
     def delete(self, key: str) -> None:
-        self._ctx._layer.state_w()[key] = DELETED
+        self._ctx._lw().state_w()[key] = DELETED
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""
-        layer = self._ctx._layer
-        merged = dict(self._ctx._engine._state_scan(layer.community_id, layer.playbook, prefix))
-        for key, value in (layer.state or {}).items():
+        ctx = self._ctx
+        layer = ctx._layer
+        merged = dict(ctx._engine._state_scan(ctx._cid, ctx._playbook.id, prefix))
+        for key, value in ((layer.state if layer is not None else None) or {}).items():
             if key.startswith(prefix):
                 merged[key] = value
         for key in sorted(merged):
@@ -119,11 +121,11 @@ class Ledger:
         return f"community:issuance:{currency}"
 
     def balance(self, account: str) -> int:
-        layer = self._ctx._layer
-        pending = sum(
-            p.amount for t in layer.txns or () for p in t.postings if p.account_code == account
-        )
-        return self._ctx._engine._account_balance(layer.community_id, account) + pending
+        ctx = self._ctx
+        layer = ctx._layer
+        txns = (layer.txns if layer is not None else None) or ()
+        pending = sum(p.amount for t in txns for p in t.postings if p.account_code == account)
+        return ctx._engine._account_balance(ctx._cid, account) + pending
 
     def points(self, member: str, currency: str = "POINTS") -> int:
         return self.balance(self.member_account(member, currency))
@@ -153,7 +155,7 @@ class Ledger:
         # the reason is a short label (it may come from a member's payment memo)
         reason = clip(reason.replace("\x00", "\ufffd"), 256)
         ctx = self._ctx
-        layer = ctx._layer
+        layer = ctx._lw()
         for account, _ in legs:
             held = ctx._engine._account_currency(layer.community_id, account)
             if held is not None and held != currency:
@@ -192,7 +194,10 @@ class Context:
     """The one argument every playbook handler receives, besides the event or job."""
 
     __slots__ = (
+        "_cause",
+        "_cid",
         "_engine",
+        "_key",
         "_layer",
         "_playbook",
         "config",
@@ -207,23 +212,44 @@ class Context:
     def __init__(
         self,
         engine: Engine,
-        playbook: Playbook,
-        layer: Layer,
+        playbook: Playbook | None,
+        layer: Layer | None,
         group: GroupSettings,
         now: datetime,
         event: BaseEvent | None = None,
         job: JobCall | None = None,
+        *,
+        cause: str = "",
+        key: str | None = None,
     ) -> None:
         self._engine = engine
-        self._playbook = playbook
         self._layer = layer
+        self._cid = group.community.id
+        self._cause = layer.cause if layer is not None else cause
+        self._key = key
         self.group = group
-        self.config: Any = group.playbooks.get(playbook.id)
         self.now = now
         self.event = event
         self.job = job
         self.state = State(self)
         self.ledger = Ledger(self)
+        if playbook is not None:
+            self._playbook = playbook
+            self.config: Any = group.playbooks.get(playbook.id)
+
+    def _bind(self, playbook: Playbook, config: Any) -> None:
+        """Engine use: hand this context to the next playbook (no layer until it writes)."""
+        self._playbook = playbook
+        self.config = config
+        self._layer = None
+
+    def _lw(self) -> Layer:
+        """The layer to write to, made on the first write."""
+        layer = self._layer
+        if layer is None:
+            layer = self._engine._layer(self._playbook.id, self._cause, self._cid, key=self._key)
+            self._layer = layer
+        return layer
 
     # --- where and when -----------------------------------------------------
 
@@ -280,7 +306,7 @@ class Context:
     # --- actions ------------------------------------------------------------
 
     def _emit(self, type_: str, fields: dict[str, Any], group: str | None = None) -> str:
-        layer = self._layer
+        layer = self._lw()
         aid = action_id(layer.seed, layer.playbook, layer.ordinal)
         layer.ordinal += 1
         body = {
@@ -342,7 +368,7 @@ class Context:
 
     def suppress(self) -> None:
         """Later playbooks will not see this event (e.g. moderation removed spam)."""
-        self._layer.suppress = True
+        self._lw().suppress = True
 
     # --- records, counters --------------------------------------------------
 
@@ -352,17 +378,18 @@ class Context:
             orjson.dumps(data)
         except TypeError as exc:
             raise PlaybookError(f"record {kind!r}: data cannot be stored as JSON ({exc})") from None
-        if self._layer.records is None:
-            self._layer.records = []
-        self._layer.records.append(
+        layer = self._lw()
+        if layer.records is None:
+            layer.records = []
+        layer.records.append(
             {
-                "community_id": self._layer.community_id,
+                "community_id": layer.community_id,
                 "group_key": self.group.key,
-                "playbook": self._layer.playbook,
+                "playbook": layer.playbook,
                 "kind": kind,
                 "member": member,
                 "ts": self.now,
-                "cause": self._layer.cause,
+                "cause": layer.cause,
                 "data": data,
             }
         )
@@ -376,10 +403,11 @@ class Context:
         who = member or (self.event.actor.id if self.event is not None else None)
         if who is None:
             raise PlaybookError("ctx.count outside an event needs member=")
-        if self._layer.counts is None:
-            self._layer.counts = []
+        layer = self._lw()
+        if layer.counts is None:
+            layer.counts = []
         day = self.local_day(self.event.ts if self.event is not None else self.now)
-        self._layer.counts.append((counter, who, n, day))
+        layer.counts.append((counter, who, n, day))
 
     # --- time ---------------------------------------------------------------
 
@@ -437,7 +465,7 @@ class Context:
             and existing.payload == data
         ):
             return job_id
-        self._layer.jobs_w()[job_id] = PendingJob(
+        self._lw().jobs_w()[job_id] = PendingJob(
             job_id,
             community.id,
             self.group.key,
@@ -456,14 +484,15 @@ class Context:
         """Cancel this playbook's job ``key`` in this group (no error if absent)."""
         community = self.group.community
         job_id = f"{community.id}/{self.group.platform}/{self.group.key}/{self._playbook.id}/{key}"
-        self._layer.jobs_w()[job_id] = None
+        self._lw().jobs_w()[job_id] = None
 
     def job_due(self, key: str) -> datetime | None:
         """When this playbook's job ``key`` in this group fires next, if scheduled."""
         community = self.group.community
         job_id = f"{community.id}/{self.group.platform}/{self.group.key}/{self._playbook.id}/{key}"
-        if self._layer.jobs is not None and job_id in self._layer.jobs:
-            pending = self._layer.jobs[job_id]
+        layer = self._layer
+        if layer is not None and layer.jobs is not None and job_id in layer.jobs:
+            pending = layer.jobs[job_id]
             return pending.due_at if pending else None
         existing = self._engine._job_get(job_id)
         return existing.due_at if existing else None
@@ -477,4 +506,4 @@ class Context:
         Use it only for tables your playbook owns (ship an Alembic migration).
         The savepoint is rolled back if the playbook raises.
         """
-        return self._engine._savepoint_for(self._layer)
+        return self._engine._savepoint_for(self._lw())

@@ -135,6 +135,8 @@ class Unit:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     event_keys: set[tuple[str, str]] = field(default_factory=set)
     messages: list[tuple[Any, ...]] = field(default_factory=list)
+    #: members first seen in this batch (their ids are allocated already)
+    new_members: list[tuple[Any, ...]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     #: every outbox row of the transaction, for Engine.on_commit (not cleared by flushes)
     delivered: list[dict[str, Any]] = field(default_factory=list)

@@ -291,29 +291,25 @@ class Checkin(Playbook):
     # ---------------------------------------------------------------- boards
 
     def _board(self, ctx: Context) -> None:
-        cfg: CheckinConfig = ctx.config
+        """Today's check-ins, longest streaks first."""
         today = ctx.today.isoformat()
         rows = [(st.get("streak", 0), key[2:]) for key, st in ctx.state.scan("m:") if st.get("last") == today]
-        if not rows:
-            ctx.send(ctx.render("board_empty"))
-            return
-        rows.sort(key=lambda r: (-r[0], r[1]))
-        lines = "\n".join(
-            ctx.render("board_line", rank=i + 1, name=ctx.name(uid), value=streak)
-            for i, (streak, uid) in enumerate(rows[: cfg.board_size])
-        )
-        ctx.send(ctx.render("board", count=len(rows), lines=lines))
+        self._post_board(ctx, rows, "board", count=len(rows))
 
     def _week_board(self, ctx: Context) -> None:
-        cfg: CheckinConfig = ctx.config
+        """This ISO week's check-in counts."""
         week = _iso_week(ctx.today)
         rows = [(st.get("wkn", 0), key[2:]) for key, st in ctx.state.scan("m:") if st.get("wk") == week]
+        self._post_board(ctx, rows, "week_board", week=week)
+
+    def _post_board(self, ctx: Context, rows: list[tuple[int, str]], template: str, **values: Any) -> None:
+        cfg: CheckinConfig = ctx.config
         if not rows:
             ctx.send(ctx.render("board_empty"))
             return
         rows.sort(key=lambda r: (-r[0], r[1]))
         lines = "\n".join(
-            ctx.render("board_line", rank=i + 1, name=ctx.name(uid), value=n)
-            for i, (n, uid) in enumerate(rows[: cfg.board_size])
+            ctx.render("board_line", rank=i + 1, name=ctx.name(uid), value=value)
+            for i, (value, uid) in enumerate(rows[: cfg.board_size])
         )
-        ctx.send(ctx.render("week_board", week=week, lines=lines))
+        ctx.send(ctx.render(template, lines=lines, **values))
