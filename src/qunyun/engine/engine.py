@@ -161,6 +161,8 @@ class Engine:
         self._reset_caches()
         self._jobs_loaded = False
         self._setup_done: set[tuple[str, str]] = set()
+        self._written = 0
+        self._analyze_at = 10_000
         self.stats: dict[str, int] = {
             "handled": 0,
             "late": 0,
@@ -256,9 +258,11 @@ class Engine:
         try:
             self._prepare()
             yield conn
+            written = len(self._unit.event_keys)
             self._flush()
             actions = self._unit.delivered
             conn.commit()
+            self._after_commit(written)
             if self.on_commit is not None and actions:
                 self.on_commit(actions)
         except BaseException:
@@ -273,6 +277,28 @@ class Engine:
             self._unit = Unit()
             self._savepoints.clear()
             conn.close()
+
+    #: Tables whose statistics steer the engine's own queries.
+    HOT_TABLES = ("events", "messages", "members", "rollups", "playbook_state", "ledger_accounts")
+
+    def _after_commit(self, written: int) -> None:
+        """PostgreSQL: refresh planner statistics each time our writes double.
+
+        The de-duplication and lookup queries need an index plan; on a table
+        that grew quickly since its last ANALYZE (autovacuum off, or not yet
+        run) the planner may pick a scan and every batch slows down as the
+        table grows. ANALYZE samples, so it costs a fraction of a second.
+        """
+        if self._bulk.sqlite or not written:
+            return
+        self._written += written
+        if self._written < self._analyze_at:
+            return
+        self._analyze_at = self._written * 2
+        with self.db.connect() as conn:
+            for table in self.HOT_TABLES:
+                conn.exec_driver_sql(f"ANALYZE {table}")
+            conn.commit()
 
     def _prepare(self) -> None:
         conn = self._conn
