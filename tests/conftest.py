@@ -75,3 +75,9 @@ def make_chat(db_url: str) -> Iterator[Callable[..., Chat]]:
     yield factory
     for chat in chats:
         chat.close()
+
+
+@pytest.fixture(autouse=True)
+def _cli_in_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI output is asserted in English unless a test asks otherwise (QUNYUN_LANG)."""
+    monkeypatch.setenv("QUNYUN_LANG", "en")

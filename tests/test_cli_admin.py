@@ -338,3 +338,14 @@ def test_init_refuses_to_write_a_starter_that_would_not_load(
     assert "does not validate" in str(result.exception)
     assert "playbooks.bad.size" in str(result.exception)
     assert not (tmp_path / "qunyun.yaml").exists()
+
+
+def test_doctor_speaks_chinese_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from qunyun.cli.app import app
+
+    monkeypatch.setenv("QUNYUN_LANG", "zh-CN")
+    result = CliRunner().invoke(app, ["doctor", "--db", f"sqlite:///{tmp_path / 'missing.db'}"])
+    assert result.exit_code == 1
+    assert "数据库可连接" in result.output and "项检查未通过" in result.output

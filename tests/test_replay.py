@@ -215,3 +215,21 @@ def test_a_crash_mid_replay_then_the_same_replay_gives_the_same_state(
     assert len(ids) == len(set(ids)), "an action was written twice"
     assert ids == [a["id"] for a in _actions(ref_actions)]
     check_ledger(create_engine(db_url))
+
+
+def test_the_summary_speaks_the_operators_language(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = [str(DATA / "hand.jsonl"), "--config", str(DATA / "hand.yaml"), "--db", db_url]
+    monkeypatch.setenv("QUNYUN_LANG", "zh-CN")
+    zh = _replay(args)
+    assert zh.exit_code == 0 and "重放汇总" in zh.output and "已处理" in zh.output
+    monkeypatch.setenv("QUNYUN_LANG", "en")
+    en = _replay(args)
+    assert "replay summary" in en.output and "duplicate" in en.output and "重放" not in en.output
+
+
+def test_markup_in_a_bad_line_is_printed_literally(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"v":1,"id":"[bold red]x[/]","ts":"2026-11-02T09:00:00","platform":"sim"}\n', encoding="utf-8")
+    result = _replay([str(path), "--config", str(DATA / "hand.yaml"), "--db", db_url])
+    assert result.exit_code == 1
+    assert "[bold red]x[/]" in result.output

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from qunyun.cli.app import app
+from qunyun.cli.i18n import tr
 from qunyun.config.loader import load_file
 from qunyun.config.model import Settings, load_settings, settings_from_text
 from qunyun.config.starter import DEFAULT_FILE, render_starter
@@ -450,21 +451,21 @@ def doctor_command(
     console = Console(highlight=False)
     table = Table(title="qunyun doctor", show_header=True, header_style="bold")
     table.add_column("", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("result", overflow="fold")
+    table.add_column(tr("check"), no_wrap=True)
+    table.add_column(tr("result"), overflow="fold")
     marks = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
     for check in checks:
-        table.add_row(marks[check.ok], check.name, escape(check.detail))
+        table.add_row(marks[check.ok], tr(check.name), escape(check.detail))
     console.print(table)
     for check in checks:
         if check.notes:
-            console.print(f"[bold]{check.name}[/]:", soft_wrap=True)
+            console.print(f"[bold]{tr(check.name)}[/]:", soft_wrap=True)
             for note in check.notes:
                 console.print(f"  {escape(note)}", soft_wrap=True)
     failed = [c.name for c in checks if c.ok is False]
     if failed:
-        console.print(
-            f"[red]✗ {len(failed)} check{'s' * (len(failed) != 1)} failed:[/] {', '.join(failed)}"
-        )
+        message = "{n} check failed: {names}" if len(failed) == 1 else "{n} checks failed: {names}"
+        names = ", ".join(tr(name) for name in failed)
+        console.print(f"[red]✗ {escape(tr(message, n=len(failed), names=names))}[/]")
         raise typer.Exit(1)
-    console.print("[green]✓ all checks passed[/]")
+    console.print(f"[green]✓ {tr('all checks passed')}[/]")

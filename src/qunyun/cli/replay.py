@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from qunyun.cli.app import app
+from qunyun.cli.i18n import tr
 from qunyun.config.model import load_settings
 from qunyun.store.db import migrate, open_engine
 
@@ -64,23 +66,27 @@ def replay(
 
     out = Console()
     for bad in report.lines_bad:
-        out.print(f"[red]bad line[/] {bad.error}", highlight=False, soft_wrap=True)
+        out.print(f"[red]{tr('bad line')}[/] {escape(bad.error)}", highlight=False, soft_wrap=True)
     if report.bad_count > len(report.lines_bad):
-        out.print(f"… and {report.bad_count - len(report.lines_bad)} more bad lines")
+        out.print("… " + tr("and {n} more bad lines", n=report.bad_count - len(report.lines_bad)))
     for problem in report.problems:
         colour = "yellow" if problem.status == "late" else "red"
-        out.print(f"[{colour}]{problem.status}[/] {problem.key}: {problem.detail}", highlight=False, soft_wrap=True)
+        out.print(
+            f"[{colour}]{tr(problem.status)}[/] {escape(problem.key)}: {escape(problem.detail)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
-    table = Table(title="replay summary", show_header=False)
-    table.add_row("events read", f"{report.events:,}")
+    table = Table(title=tr("replay summary"), show_header=False)
+    table.add_row(tr("events read"), f"{report.events:,}")
     for status in ("handled", "late", "duplicate", "rejected", "failed"):
-        table.add_row(f"  {status}", f"{report.outcomes.get(status, 0):,}")
-    table.add_row("bad lines (skipped)", f"{report.bad_count:,}")
-    table.add_row("scheduled jobs fired", f"{report.jobs_fired:,}")
-    table.add_row("playbook failures (rolled back)", f"{report.playbook_failures:,}")
+        table.add_row(f"  {tr(status)}", f"{report.outcomes.get(status, 0):,}")
+    table.add_row(tr("bad lines (skipped)"), f"{report.bad_count:,}")
+    table.add_row(tr("scheduled jobs fired"), f"{report.jobs_fired:,}")
+    table.add_row(tr("playbook failures (rolled back)"), f"{report.playbook_failures:,}")
     if actions is not None:
-        table.add_row("actions delivered to file", f"{report.actions_written:,}")
-    table.add_row("time", f"{report.seconds:.1f} s ({report.rate:,.0f} events/s)")
+        table.add_row(tr("actions delivered to file"), f"{report.actions_written:,}")
+    table.add_row(tr("time"), tr("{s:.1f} s ({r:,.0f} events/s)", s=report.seconds, r=report.rate))
     out.print(table)
     if not report.ok:
         raise typer.Exit(1)
