@@ -345,9 +345,10 @@ class Engine:
     def handle_many(self, events: Sequence[BaseEvent]) -> list[Outcome]:
         """Handle events in order, ``batch_size`` per transaction.
 
-        If a batch fails to commit (a database error), it is rolled back and
-        its events are handled again one transaction each, so one bad event
-        cannot take its neighbours down.
+        If a batch fails to commit (a database error), it is rolled back, the
+        caches are reloaded, and its events are handled again one transaction
+        each, so one bad event cannot take its neighbours down; an event that
+        fails on its own too is stored marked ``failed``.
         """
         outcomes: list[Outcome] = []
         for start in range(0, len(events), self.batch_size):
@@ -357,10 +358,9 @@ class Engine:
             try:
                 outcomes.extend(self._run_batch(chunk))
             except SQLAlchemyError as exc:
+                # The rollback reset the caches (e.g. a member another process
+                # added meanwhile is now found); each event is tried once more.
                 self._restore(clock_before, setup_before)
-                if len(chunk) == 1:
-                    outcomes.append(self._record_broken(chunk[0], exc))
-                    continue
                 log.warning("batch of %d failed to commit (%s); retrying one by one", len(chunk), exc)
                 for event in chunk:
                     clock_before = self.clock.now()
