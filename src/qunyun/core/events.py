@@ -7,7 +7,6 @@ edge sees only these typed models. See ``docs/events.md``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -219,10 +218,6 @@ def _peek_id(data: bytes | str | dict[str, Any]) -> str | None:
         value = obj.get("id")
         return value if isinstance(value, str) else None
     return None
-
-
-def event_time(event: BaseEvent) -> datetime:
-    return event.ts
 
 
 __all__ = [

@@ -200,14 +200,12 @@ class Engine:
             .where(msg.c.group_id == bindparam("g"), msg.c.msg_id == bindparam("mid"))
             .limit(1)
         )
-        ms = m.table(m.Membership)
         self._membership_upserts: dict[frozenset[str], Any] = {}
-        self._ms_table = ms
 
     def _membership_stmt(self, fields: frozenset[str]) -> Any:
         stmt = self._membership_upserts.get(fields)
         if stmt is None:
-            ms = self._ms_table
+            ms = m.table(m.Membership)
             ins = self._upsert(ms)
             stmt = ins.on_conflict_do_update(
                 index_elements=[ms.c.group_id, ms.c.member_id],
