@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from qunyun.cli import admin, demo, export, replay  # noqa: F401  (registers commands)
+from qunyun.cli import (  # noqa: F401  (registers commands)
+    admin,
+    demo,
+    elimination,
+    export,
+    gate,
+    imports,
+    link,
+    members,
+    replay,
+    report,
+)
 from qunyun.cli.app import app
 from qunyun.core.errors import QunyunError
 

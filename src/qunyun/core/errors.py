@@ -7,6 +7,7 @@
     ├── EventError             an event failed validation at the edge (line, field, event id)
     ├── StoreError             the database is unreachable or not migrated
     ├── PlaybookError          a playbook is misdeclared or misused its context
+    ├── CommandError           an operator's command was refused (unknown member, bad argument…)
     └── ClockError             time went backwards or a schedule is invalid
 
 Errors a user sees say what went wrong, where, and what to do. Never raise
@@ -58,6 +59,13 @@ class StoreError(QunyunError):
 
 class PlaybookError(QunyunError):
     """A playbook is declared wrongly or used its context wrongly."""
+
+
+class CommandError(QunyunError):
+    """An operator's command (CLI, API, admin chat) cannot be carried out.
+
+    Nothing the command did is kept. The message is shown to the operator as is.
+    """
 
 
 class ClockError(QunyunError):

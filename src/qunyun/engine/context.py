@@ -48,6 +48,20 @@ class JobCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Command:
+    """An operator's command to one playbook, from the CLI, the API or the console.
+
+    ``actor`` is who gave it (a console user, ``cli``, or a platform user id
+    for commands typed in the admin group); ``args`` are JSON values.
+    """
+
+    id: str
+    name: str
+    args: dict[str, Any]
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class Posting:
     """A ledger posting, as shown to ``on_postings`` watchers."""
 
@@ -99,6 +113,39 @@ class State:
                 merged[key] = value
         for key in sorted(merged):
             value = merged[key]
+            if value is not DELETED and value is not MISSING:
+                yield key, value
+
+
+class ReadOnlyState:
+    """Another playbook's state in the same community, for reading only.
+
+    ``ctx.state_of("profile").get(f"m:{uid}")`` lets ``microphone`` see the
+    expertise tags that ``profile`` keeps. Writes go through the owning
+    playbook (its commands or events), never through this view.
+    """
+
+    __slots__ = ("_ctx", "_pid")
+
+    def __init__(self, ctx: Context, pid: str) -> None:
+        self._ctx = ctx
+        self._pid = pid
+
+    def get(self, key: str, default: Any = None) -> Any:
+        ctx = self._ctx
+        if ctx._layer is not None and ctx._layer.playbook == self._pid:
+            return ctx.state.get(key, default)
+        value = ctx._engine._state_get(ctx._cid, self._pid, key)
+        if value is MISSING or value is DELETED:
+            return default
+        return value
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        ctx = self._ctx
+        if ctx._layer is not None and ctx._layer.playbook == self._pid:
+            yield from ctx.state.scan(prefix)
+            return
+        for key, value in sorted(ctx._engine._state_scan(ctx._cid, self._pid, prefix)):
             if value is not DELETED and value is not MISSING:
                 yield key, value
 
@@ -236,6 +283,14 @@ class Context:
         if playbook is not None:
             self._playbook = playbook
             self.config: Any = group.playbooks.get(playbook.id)
+
+    def state_of(self, playbook: str) -> ReadOnlyState:
+        """Read (never write) another playbook's state in this community."""
+        return ReadOnlyState(self, playbook)
+
+    def enabled(self, playbook: str) -> bool:
+        """Whether ``playbook`` runs in this group (e.g. ``qa`` asks if ``microphone`` does)."""
+        return playbook in self.group.playbooks
 
     def _bind(self, playbook: Playbook, config: Any) -> None:
         """Engine use: hand this context to the next playbook (no layer until it writes)."""

@@ -18,6 +18,7 @@ by id). ``batch_size=1`` gives one transaction per event (live default).
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
 import traceback
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,8 +37,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from qunyun.config.model import GroupSettings, Settings, auto_group
 from qunyun.core.clock import Clock, FakeClock
+from qunyun.core.errors import CommandError
 from qunyun.core.events import BaseEvent
-from qunyun.engine.context import Context, JobCall, Posting
+from qunyun.engine.context import Command, Context, JobCall, Posting
 from qunyun.engine.playbook import Playbook
 from qunyun.engine.registry import Registry, default_registry
 from qunyun.engine.scheduler import next_due
@@ -426,6 +429,83 @@ class Engine:
                 .values(member=None, data={"erased": True})
             )
         return failed
+
+    def command(
+        self,
+        community: str,
+        playbook: str,
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        actor: str = "cli",
+        group: str | None = None,
+        id: str | None = None,
+    ) -> dict[str, Any]:
+        """Carry out an operator's command with ``playbook.on_command``, in one transaction.
+
+        The command runs in ``group`` (a group key; default: the community's
+        admin group, else its first group — or the first group that runs the
+        playbook) and may do anything a handler may: change state, post to
+        the ledger, emit actions. Actions and ledger transactions get ids from
+        the command ``id`` (default: derived from the clock, the name and the
+        arguments), so a retry with the same id does nothing twice (it returns
+        ``{"duplicate": True}``). It is logged as a ``command`` record (who,
+        what, when). A :class:`CommandError` leaves nothing behind.
+        """
+        settings = self.settings.communities.get(community)
+        if settings is None:
+            raise CommandError(
+                f"unknown community {community!r}",
+                hint="known: " + ", ".join(sorted(self.settings.communities)),
+            )
+        groups = list(settings.groups.values())
+        if group is None:
+            chosen = next((g for g in groups if g.admin), None) or next(iter(groups), None)
+        else:
+            chosen = next((g for g in groups if g.key == group), None)
+            if chosen is None:
+                raise CommandError(f"community {community!r} has no group {group!r}")
+        if chosen is None or playbook not in chosen.playbooks:
+            # the admins' group may not run the playbook itself: use a group that does
+            chosen = next((g for g in groups if playbook in g.playbooks), None)
+            if chosen is None:
+                raise CommandError(
+                    f"playbook {playbook!r} is not enabled in community {community!r}",
+                    hint="enable it under the community's playbooks in the configuration",
+                )
+        payload = dict(args or {})
+        try:
+            blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        except TypeError as exc:
+            raise CommandError(f"command arguments must be JSON values ({exc})") from None
+        now = self.clock.now()
+        if id is None:
+            seed = f"{playbook}\0{name}\0{actor}\0{now.isoformat()}\0".encode() + blob
+            id = f"cmd-{hashlib.sha256(seed).hexdigest()[:16]}"
+        call = Command(id=id, name=name, args=payload, actor=actor)
+        cause = f"cmd:{id}"
+        pb = self.playbook(playbook)
+        with self.transaction() as conn:
+            rt = m.table(m.Record)
+            done = conn.execute(
+                select(rt.c.id)
+                .where(rt.c.community_id == community, rt.c.playbook == playbook)
+                .where(rt.c.kind == "command", rt.c.cause == cause)
+                .limit(1)
+            ).first()
+            if done is not None:
+                return {"duplicate": True}
+            self._setup_all()
+            ctx = Context(self, pb, self._layer(playbook, cause, community), chosen, now)
+            result = pb.on_command(ctx, call)
+            ctx.record("command", None, actor=actor, name=name, args=payload)
+            layer = ctx._layer
+            assert layer is not None
+            if layer.nested is not None:
+                layer.nested.commit()
+            self._merge(layer, chosen)
+            self._watch_ledger([layer], chosen, now, cause)
+        return dict(result or {})
 
     def _any_group(self, community: str, platform: str) -> list[GroupSettings]:
         settings = self.settings.communities.get(community)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from qunyun.core.events import BaseEvent
-    from qunyun.engine.context import Context, JobCall, Posting
+    from qunyun.engine.context import Command, Context, JobCall, Posting
 
 
 class PlaybookConfig(BaseModel):
@@ -51,6 +51,8 @@ class Playbook:
     handles: ClassVar[frozenset[str]] = frozenset()
     #: True if ``on_postings`` should see ledger postings made during an event.
     watches_ledger: ClassVar[bool] = False
+    #: Operator commands ``on_command`` understands: ``{name: one-line help}``.
+    commands: ClassVar[dict[str, str]] = {}
     #: One line in each locale, shown by ``--help`` style listings and docs.
     summary: ClassVar[dict[str, str]] = {}
     #: Default message templates: ``{name: {"zh-CN": ..., "en": ...}}``.
@@ -69,6 +71,17 @@ class Playbook:
 
     def on_job(self, ctx: Context, job: JobCall) -> None:
         """Handle a scheduled job that this playbook registered."""
+
+    def on_command(self, ctx: Context, command: Command) -> dict[str, Any] | None:
+        """Carry out an operator's command (``Engine.command``); return a JSON result.
+
+        Raise :class:`~qunyun.core.errors.CommandError` to refuse it: nothing
+        the command did is kept and the message is shown to the operator.
+        List the command names in :attr:`commands` so tools can offer them.
+        """
+        from qunyun.core.errors import CommandError
+
+        raise CommandError(f"playbook {self.id!r} has no command {command.name!r}")
 
     def on_postings(self, ctx: Context, postings: list[Posting]) -> None:
         """See the ledger postings other playbooks made for this event or job."""

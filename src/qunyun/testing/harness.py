@@ -188,6 +188,12 @@ class Chat:
     def pay(self, user: str, amount: int, currency: str = "CNY", memo: str = "") -> BaseEvent:
         return self.event("payment", user, amount=amount, currency=currency, memo=memo)
 
+    def command(self, playbook: str, name: str, *, actor: str = "cli", group: str | None = None,
+                id: str | None = None, **args: Any) -> dict[str, Any]:
+        """An operator's command to ``playbook`` (as the CLI, API or console give it)."""
+        community = next(iter(self.settings.communities))
+        return self.engine.command(community, playbook, name, args, actor=actor, group=group, id=id)
+
     def advance(self, **delta: float) -> int:
         """Move the clock forward (``days=1``, ``minutes=10``…); due jobs fire. Returns how many."""
         return self.engine.advance_to(self.clock.now() + timedelta(**delta))

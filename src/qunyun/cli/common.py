@@ -1,0 +1,43 @@
+"""What the operator commands share: load the configuration, open the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qunyun.cli.admin import database_url, open_existing
+from qunyun.config.model import CommunitySettings, Settings, load_settings
+from qunyun.core.clock import Clock, SystemClock
+from qunyun.core.errors import CommandError
+from qunyun.engine.engine import Engine
+
+
+def open_community_engine(
+    config: Path, db: str | None, *, clock: Clock | None = None
+) -> tuple[Settings, Engine]:
+    """The configuration and an engine on its (existing, migrated) database.
+
+    The database is ``--db``, else the config's ``deployment.database``, else
+    ``$QUNYUN_DATABASE_URL``, else the default SQLite file.
+    """
+    settings = load_settings(str(config))
+    url = database_url(db, config) if db else database_url(None, config)
+    engine = Engine(open_existing(url), settings, clock=clock or SystemClock())
+    return settings, engine
+
+
+def pick_community(settings: Settings, community: str | None) -> CommunitySettings:
+    """``community`` by id, or the only one; a clear error otherwise."""
+    if community is None:
+        if len(settings.communities) == 1:
+            return next(iter(settings.communities.values()))
+        raise CommandError(
+            "the configuration has several communities; say which one",
+            hint="add --community ID (one of: " + ", ".join(sorted(settings.communities)) + ")",
+        )
+    found = settings.communities.get(community)
+    if found is None:
+        raise CommandError(
+            f"unknown community {community!r}",
+            hint="one of: " + ", ".join(sorted(settings.communities)),
+        )
+    return found

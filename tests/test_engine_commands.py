@@ -1,0 +1,101 @@
+"""Operator commands (``Engine.command``) and reading another playbook's state."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from qunyun.core.errors import CommandError
+from qunyun.engine import Command, Context, Playbook, Registry, default_registry
+from qunyun.testing import Chat
+
+
+class Notes(Playbook):
+    id = "notes"
+    handles = frozenset({"message"})
+    commands: ClassVar[dict[str, str]] = {"add": "add a note", "boom": "fails half-way"}
+    summary: ClassVar[dict[str, str]] = {"zh-CN": "笔记", "en": "notes"}
+
+    def on_event(self, ctx: Context, event: Any) -> None:
+        ctx.state.put(f"m:{event.actor.id}", {"said": event.text})
+
+    def on_command(self, ctx: Context, command: Command) -> dict[str, Any] | None:
+        if command.name == "add":
+            ctx.state.put("note", command.args["text"])
+            ctx.ledger.award_points(command.args["member"], 5, "note")
+            ctx.send(f"note: {command.args['text']}")
+            return {"saved": True}
+        if command.name == "boom":
+            ctx.state.put("note", "half")
+            ctx.send("never sent")
+            raise CommandError("refused on purpose")
+        return super().on_command(ctx, command)
+
+
+class Reader(Playbook):
+    id = "reader"
+    handles = frozenset({"message"})
+    summary: ClassVar[dict[str, str]] = {"zh-CN": "读者", "en": "reader"}
+
+    def on_event(self, ctx: Context, event: Any) -> None:
+        seen = ctx.state_of("notes").get(f"m:{event.actor.id}")
+        keys = [k for k, _ in ctx.state_of("notes").scan("m:")]
+        ctx.send(f"notes say {seen} / {keys} / mic={ctx.enabled('microphone')}")
+
+
+def _registry() -> Registry:
+    reg = Registry({p.id: p for p in default_registry()})
+    reg.add(Notes)
+    reg.add(Reader)
+    return reg
+
+
+def _chat(db_url: str) -> Chat:
+    return Chat({"notes": {}, "reader": {}}, db_url=db_url, registry=_registry())
+
+
+def test_a_command_changes_state_ledger_and_outbox_in_one_go(db_url: str) -> None:
+    with _chat(db_url) as chat:
+        assert chat.command("notes", "add", text="hello", member="u1") == {"saved": True}
+        chat.assert_sent("note: hello")
+        assert chat.state("notes", "note") == "hello"
+        assert chat.points("u1") == 5
+        assert [r["kind"] for r in chat.records("notes")] == ["command"]
+        chat.assert_ledger_balanced()
+
+
+def test_a_refused_command_leaves_nothing_behind(db_url: str) -> None:
+    with _chat(db_url) as chat:
+        with pytest.raises(CommandError, match="refused on purpose"):
+            chat.command("notes", "boom")
+        assert chat.state("notes", "note") is None
+        chat.assert_nothing_sent()
+        assert chat.records("notes") == []
+
+
+def test_unknown_commands_playbooks_and_communities_are_named(db_url: str) -> None:
+    with _chat(db_url) as chat:
+        with pytest.raises(CommandError, match="no command 'nope'"):
+            chat.command("notes", "nope")
+        with pytest.raises(CommandError, match="'checkin' is not enabled"):
+            chat.command("checkin", "anything")
+        with pytest.raises(CommandError, match="unknown community"):
+            chat.engine.command("elsewhere", "notes", "add")
+
+
+def test_a_command_retried_with_its_id_runs_once(db_url: str) -> None:
+    with _chat(db_url) as chat:
+        chat.command("notes", "add", id="c-1", text="a", member="u1")
+        assert len(chat.take()) == 1
+        assert chat.command("notes", "add", id="c-1", text="a", member="u1") == {"duplicate": True}
+        chat.assert_nothing_sent()
+        assert chat.points("u1") == 5
+        chat.command("notes", "add", id="c-2", text="b", member="u1")
+        assert chat.points("u1") == 10
+
+
+def test_a_playbook_reads_another_playbooks_state_but_not_its_own_layer(db_url: str) -> None:
+    with _chat(db_url) as chat:
+        chat.say("u1", "hi")
+        chat.assert_sent("notes say {'said': 'hi'} / ['m:u1'] / mic=False")
