@@ -99,3 +99,24 @@ def test_a_playbook_reads_another_playbooks_state_but_not_its_own_layer(db_url: 
     with _chat(db_url) as chat:
         chat.say("u1", "hi")
         chat.assert_sent("notes say {'said': 'hi'} / ['m:u1'] / mic=False")
+
+
+class Router(Playbook):
+    id = "router"
+    handles = frozenset({"message"})
+    summary: ClassVar[dict[str, str]] = {"zh-CN": "路由", "en": "router"}
+
+    def on_event(self, ctx: Context, event: Any) -> None:
+        ctx.invite(event.actor.id, group=event.text)
+
+
+def test_a_playbook_may_address_another_group_of_its_community(db_url: str) -> None:
+    reg = _registry()
+    reg.add(Router)
+    with Chat({"router": {}}, db_url=db_url, registry=reg, groups=("g-main", "g-two")) as chat:
+        chat.say("u1", "g-two")
+        (action,) = chat.take()
+        assert (action["type"], action["group"], action["member"]) == ("invite", "g-two", "u1")
+        chat.say("u1", "g-nowhere")
+        chat.assert_nothing_sent()
+        assert "has no group 'g-nowhere'" in chat.failures()[0]["error"]

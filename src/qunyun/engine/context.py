@@ -390,9 +390,14 @@ class Context:
         layer.actions.append(body)
         return aid
 
-    def send(self, text: str, *, mentions: Sequence[str] = (), reply_to: str | None = None) -> str:
-        """Post ``text`` in the group, @-mentioning ``mentions``."""
-        return self._emit("send", {"text": text, "mentions": list(mentions), "reply_to": reply_to})
+    def send(
+        self, text: str, *, mentions: Sequence[str] = (), reply_to: str | None = None, group: str | None = None
+    ) -> str:
+        """Post ``text`` in the group (or in ``group``, another group key of this
+        community on the same platform), @-mentioning ``mentions``."""
+        return self._emit(
+            "send", {"text": text, "mentions": list(mentions), "reply_to": reply_to}, group=self._other_group(group)
+        )
 
     def direct(self, member: str, text: str) -> str:
         return self._emit("direct", {"member": member, "text": text})
@@ -406,8 +411,20 @@ class Context:
     def mute(self, member: str, until: datetime) -> str:
         return self._emit("mute", {"member": member, "until": until})
 
-    def invite(self, member: str) -> str:
-        return self._emit("invite", {"member": member})
+    def invite(self, member: str, *, group: str | None = None) -> str:
+        """Invite ``member`` into this group, or into ``group`` (another group key of
+        this community on the same platform: how the capacity router places newcomers)."""
+        return self._emit("invite", {"member": member}, group=self._other_group(group))
+
+    def _other_group(self, key: str | None) -> str | None:
+        if key is None or key == self.group.key:
+            return None
+        other = next((g for g in self.community.groups.values() if g.key == key), None)
+        if other is None:
+            raise PlaybookError(f"community {self._cid!r} has no group {key!r}")
+        if other.platform != self.group.platform:
+            raise PlaybookError(f"group {key!r} is on {other.platform}, not {self.group.platform}")
+        return key
 
     def pin(self, msg_id: str) -> str:
         return self._emit("pin", {"msg_id": msg_id})
