@@ -402,8 +402,10 @@ class Context:
     def direct(self, member: str, text: str) -> str:
         return self._emit("direct", {"member": member, "text": text})
 
-    def remove(self, member: str, reason: str) -> str:
-        return self._emit("remove", {"member": member, "reason": reason})
+    def remove(self, member: str, reason: str, *, group: str | None = None) -> str:
+        """Remove ``member`` from this group, or from ``group`` (another group key of
+        this community on the same platform)."""
+        return self._emit("remove", {"member": member, "reason": reason}, group=self._other_group(group))
 
     def delete(self, msg_id: str) -> str:
         return self._emit("delete", {"msg_id": msg_id})
