@@ -66,9 +66,14 @@ def test_starter_loads_in_both_languages(tmp_path: Path, lang: str) -> None:
     assert set(groups) == {"g-main", "g-admins"}
     assert groups["g-admins"].admin is True
     assert groups["g-main"].admin is False
-    # every installed playbook is on in the main group, off in the admins' group
+    # the starter set is on in the main group, the other built-ins are written but off,
+    # and nothing is on in the admins' group
+    from qunyun.playbooks import BUILTINS, STARTER_ON
+
     installed = default_registry().ids()
-    assert set(groups["g-main"].playbooks) == set(installed)
+    assert set(groups["g-main"].playbooks) == set(installed) - (set(BUILTINS) - set(STARTER_ON))
+    for pid in set(BUILTINS) - set(STARTER_ON):
+        assert re.search(rf"^      {pid}:\n(?:\s*#.*\n)*\s*enabled: false", text, re.M), pid
     assert groups["g-admins"].playbooks == {}
     assert community.roles  # example role ids
     assert settings.database is None  # the URL is commented: secrets come from the environment
@@ -90,11 +95,18 @@ def test_every_playbook_and_every_setting_is_written_with_its_default(
     # built-ins in working order (moderation first, so it can suppress spam), then the rest
     assert list(written)[: len(BUILTINS)] == list(BUILTINS)
     assert sorted(written) == sorted(registry.ids())
+    from qunyun.playbooks import STARTER_ON
+
     for pb in registry:
         cfg = written[pb.id]
         assert set(cfg) == set(pb.config_model.model_fields), pb.id
-        # the written values are exactly the defaults (nothing lost in YAML)
-        assert pb.config_model.model_validate(cfg) == pb.config_model(), pb.id
+        # the written values are exactly the defaults (nothing lost in YAML), but
+        # the built-ins outside the starter set are written switched off
+        expected = pb.config_model()
+        if pb.id in BUILTINS and pb.id not in STARTER_ON:
+            expected = expected.model_copy(update={"enabled": False})
+            assert cfg["enabled"] is False, pb.id
+        assert pb.config_model.model_validate(cfg) == expected, pb.id
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -148,6 +148,7 @@ qunyun（群运）配置文件 —— 一个部署一个文件。
         "playbooks": "玩法",
         "playbooks_intro": "已安装的全部玩法，每项设置都是默认值。删除整段或设 enabled: false 即可关闭。",
         "no_playbooks": "没有安装任何玩法。",
+        "starts_off": "新社群默认关闭：它会决定谁能留在群里或何时能发言，请看过设置后再设 enabled: true。",
         "needs_input": "该玩法有必填设置（下面标出）：填好后去掉整段的注释即可启用。",
         "required": "必填",
         "version": "版本",
@@ -190,6 +191,7 @@ Next steps:
         "playbooks": "playbooks",
         "playbooks_intro": "Every installed playbook with every setting at its default. Delete a block or set enabled: false to switch one off.",
         "no_playbooks": "No playbooks are installed.",
+        "starts_off": "Off in a new community: it decides who may stay or when people may talk; read its settings, then set enabled: true.",
         "needs_input": "This playbook has required settings (marked below): fill them in, then uncomment the block to switch it on.",
         "required": "required: fill in",
         "version": "version",
@@ -688,6 +690,8 @@ def _commented(lines: list[str]) -> list[str]:
 def _playbooks(
     doc: FieldDoc, lang: str, t: Mapping[str, str], playbooks: Sequence[type[Playbook]]
 ) -> list[str]:
+    from qunyun.playbooks import BUILTINS, STARTER_ON
+
     lines = _rule(t["playbooks"], 4)
     lines += _comment(doc.describe(lang), 4)
     lines += _comment(t["playbooks_intro"], 4)
@@ -707,6 +711,9 @@ def _playbooks(
         if _needs_input(pb):
             lines += _comment(t["needs_input"], 6)
             block = _commented(block)
+        elif pb.id in BUILTINS and pb.id not in STARTER_ON:
+            lines += _comment(t["starts_off"], 6)
+            block = [line.replace("enabled: true", "enabled: false", 1) if line.strip() == "enabled: true" else line for line in block]
         lines += block
     return lines
 
