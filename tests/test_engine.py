@@ -764,7 +764,7 @@ def test_export_and_erase_a_member(make_chat: MakeChat) -> None:
     chat = chat_with(make_chat, "checkin", "boom")
     chat.say("u1", "打卡")
     chat.say("u10", "打卡")  # "m:u1" is a prefix of "m:u10": it must not be touched
-    exported = chat.engine.export_member("test", "sim", "u1")
+    exported = chat.engine.export_member("test", "sim", "u1")["playbooks"]
     assert set(exported) == {"checkin", "boom"}
     assert set(exported["checkin"]) == {"m:u1"}
     assert exported["checkin"]["m:u1"]["streak"] == 1
@@ -773,7 +773,7 @@ def test_export_and_erase_a_member(make_chat: MakeChat) -> None:
     assert chat.state("checkin", "m:u1") is None
     assert chat.state("boom", "m:u1") is None
     assert chat.state("checkin", "m:u10") is not None
-    assert chat.engine.export_member("test", "sim", "u1") == {"checkin": {}, "boom": {}}
+    assert chat.engine.export_member("test", "sim", "u1")["playbooks"] == {"checkin": {}, "boom": {}}
     # the playbooks' logs keep the count, not the person
     records = chat.records("boom", "boom")
     assert len(records) == 2
@@ -789,7 +789,7 @@ def test_erase_reaches_a_playbook_enabled_in_any_group(make_chat: MakeChat) -> N
     )
     chat.say("u1", "打卡", group="g-study")
     assert chat.state("checkin", "m:u1") is not None
-    assert "m:u1" in chat.engine.export_member("test", "sim", "u1").get("checkin", {})
+    assert "m:u1" in chat.engine.export_member("test", "sim", "u1")["playbooks"].get("checkin", {})
     chat.engine.erase_member("test", "sim", "u1")
     assert chat.state("checkin", "m:u1") is None
 

@@ -84,8 +84,8 @@ def test_erasing_a_member_leaves_nothing_of_them(make_chat: Make, pid: str) -> N
         chat.say(user, "打卡 今天读了书")
         chat.say(user, "请问这个 class 怎么上？")
     chat.advance(minutes=30)
-    before_other = chat.engine.export_member("test", "sim", "u10").get(pid)
+    before_other = chat.engine.export_member("test", "sim", "u10")["playbooks"].get(pid)
     assert chat.engine.erase_member("test", "sim", "u1") == []
-    assert not chat.engine.export_member("test", "sim", "u1").get(pid)
-    assert chat.engine.export_member("test", "sim", "u10").get(pid) == before_other
+    assert not chat.engine.export_member("test", "sim", "u1")["playbooks"].get(pid)
+    assert chat.engine.export_member("test", "sim", "u10")["playbooks"].get(pid) == before_other
     assert chat.scalar("SELECT count(*) FROM records WHERE member = 'u1'") == 0

@@ -693,12 +693,12 @@ def test_erase_member_is_exact(make_chat: MakeChat) -> None:
     chat.say("u1", "https://a.cn")
     chat.say("u10", "https://a.cn")
     chat.take()
-    exported = chat.engine.export_member("test", "sim", "u1")["moderation"]
+    exported = chat.engine.export_member("test", "sim", "u1")["playbooks"]["moderation"]
     assert list(exported) == ["m:u1"]
     assert exported["m:u1"]["strikes"][0]["rule"] == "links"
     assert chat.engine.erase_member("test", "sim", "u1") == []
     assert chat.state("moderation", "m:u1") is None
     assert chat.state("moderation", "m:u10") is not None  # not a prefix match
-    assert chat.engine.export_member("test", "sim", "u1")["moderation"] == {}
+    assert chat.engine.export_member("test", "sim", "u1")["playbooks"]["moderation"] == {}
     msg = chat.say("u1", "https://b.cn")
     assert_hit(chat, msg, "u1", "外部链接", strike=1)

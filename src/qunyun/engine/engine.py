@@ -30,7 +30,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,6 +58,7 @@ from qunyun.engine.scheduler import next_due
 from qunyun.engine.unit import DELETED, MISSING, Layer, PendingJob, PendingTxn, Unit
 from qunyun.store import models as m
 from qunyun.store.bulk import Bulk
+from qunyun.store.types import JSONText
 
 log = logging.getLogger("qunyun.engine")
 
@@ -150,6 +163,7 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self.registry = registry or default_registry()
+        self._commands = 0
         self.capabilities = capabilities
         self.batch_size = max(1, batch_size)
         self._drives_clock = isinstance(clock, FakeClock)
@@ -390,21 +404,43 @@ class Engine:
         return fired
 
     def export_member(self, community: str, platform: str, member: str) -> dict[str, Any]:
-        """What every playbook of ``community`` keeps about ``member`` (privacy: access)."""
-        out: dict[str, Any] = {}
-        with self.transaction():
+        """Everything we hold about ``member`` (a user id on ``platform``) in ``community``.
+
+        Privacy, right of access: the member row, memberships, the messages
+        and raw events they sent, their ledger accounts and postings, the
+        records naming them, and every playbook's ``export_member`` under
+        ``"playbooks"``. Times are ISO 8601 strings; the result is JSON-able.
+        """
+        self._known_community(community)
+        playbooks: dict[str, Any] = {}
+        with self.transaction() as conn:
             for group in self._any_group(community, platform):
                 for pid in group.playbooks:
-                    if pid in out:
+                    if pid in playbooks:
                         continue
                     pb = self.playbook(pid)
                     layer = self._layer(pid, f"export:{member}", community)
                     ctx = Context(self, pb, layer, group, self.clock.now())
-                    out[pid] = pb.export_member(ctx, member)
+                    playbooks[pid] = pb.export_member(ctx, member)
+            self._flush()
+            out = self._export_core(conn, community, platform, member)
+        out["playbooks"] = playbooks
         return out
 
     def erase_member(self, community: str, platform: str, member: str) -> list[str]:
-        """Ask every playbook of ``community`` to erase ``member``; returns the playbooks that failed."""
+        """Erase ``member``'s personal data in ``community``; returns the playbooks that failed.
+
+        Privacy, right to erasure, in one transaction: every playbook's
+        ``erase_member``; then the core tables — the member's name becomes
+        ``erased-<id>`` (the id keeps rollups and ledger accounts, which stay:
+        the ledger still balances), their messages lose their text, their raw
+        events are cut down to what the counters need, records and operator
+        commands naming them lose their data, the bot's messages to or about
+        them lose their text (those not yet delivered to them are cancelled),
+        and their name is replaced wherever it appears in the community's
+        messages, events, outbox, records, failures and ledger reasons.
+        """
+        self._known_community(community)
         failed: list[str] = []
         with self.transaction():
             done: set[str] = set()
@@ -428,7 +464,278 @@ class Engine:
                 .where(rt.c.community_id == community, rt.c.member == member)
                 .values(member=None, data={"erased": True})
             )
+            self._erase_core(conn, community, platform, member)
         return failed
+
+    # ------------------------------------------------- privacy: the core tables
+
+    def _known_community(self, community: str) -> None:
+        if community not in self.settings.communities:
+            raise CommandError(
+                f"unknown community {community!r}",
+                hint="known: " + ", ".join(sorted(self.settings.communities)),
+            )
+
+    def _member_groups(self, conn: Connection, community: str, platform: str) -> dict[int, str]:
+        """Group id → key, for the community's groups on ``platform``."""
+        gt = m.table(m.Group)
+        q = select(gt.c.id, gt.c.key).where(gt.c.community_id == community, gt.c.platform == platform)
+        return {int(gid): key for gid, key in conn.execute(q)}
+
+    def _export_core(self, conn: Connection, community: str, platform: str, member: str) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        mt = m.table(m.Member)
+        row = conn.execute(
+            select(mt).where(mt.c.community_id == community, mt.c.platform == platform, mt.c.user_id == member)
+        ).mappings().first()
+        groups = self._member_groups(conn, community, platform)
+        out: dict[str, Any] = {
+            "community": community,
+            "platform": platform,
+            "user_id": member,
+            "member": None,
+            "memberships": [],
+            "messages": [],
+            "events": [],
+            "ledger": {"accounts": [], "postings": []},
+            "records": [],
+        }
+        et = m.table(m.EventRow)
+        if groups:
+            out["events"] = [
+                {"group": groups[int(r["group_id"])], "id": r["event_id"], "type": r["type"], "ts": iso(r["ts"]),
+                 "status": r["status"], "payload": r["payload"]}
+                for r in conn.execute(
+                    select(et)
+                    .where(et.c.group_id.in_(list(groups)), et.c.actor == member)
+                    .order_by(et.c.ts, et.c.seq)
+                ).mappings()
+            ]
+        rt = m.table(m.Record)
+        uid_json = orjson.dumps(member).decode()
+        out["records"] = [
+            {"playbook": r["playbook"], "kind": r["kind"], "group": r["group_key"], "ts": iso(r["ts"]),
+             "member": r["member"], "data": r["data"]}
+            for r in conn.execute(
+                select(rt)
+                .where(rt.c.community_id == community)
+                .where(
+                    or_(
+                        rt.c.member == member,
+                        and_(rt.c.kind == "command", type_coerce(rt.c.data, Text).contains(uid_json, autoescape=True)),
+                    )
+                )
+                .order_by(rt.c.id)
+            ).mappings()
+        ]
+        if row is None:
+            return out
+        mid = int(row["id"])
+        out["member"] = {
+            "id": mid,
+            "name": row["name"],
+            "title": row["title"],
+            "first_seen_at": iso(row["first_seen_at"]),
+            "last_seen_at": iso(row["last_seen_at"]),
+            "erased": bool(row["erased"]),
+        }
+        ms = m.table(m.Membership)
+        inviter = mt.alias("inviter")
+        out["memberships"] = [
+            {"group": groups.get(int(r["group_id"]), str(r["group_id"])), "role": r["role"], "status": r["status"],
+             "joined_at": iso(r["joined_at"]), "left_at": iso(r["left_at"]), "via": r["via"],
+             "inviter": r["inviter"]}
+            for r in conn.execute(
+                select(ms, inviter.c.user_id.label("inviter"))
+                .select_from(ms.outerjoin(inviter, inviter.c.id == ms.c.inviter_member_id))
+                .where(ms.c.member_id == mid)
+                .order_by(ms.c.id)
+            ).mappings()
+        ]
+        msg = m.table(m.MessageRow)
+        out["messages"] = [
+            {"group": groups.get(int(r["group_id"]), str(r["group_id"])), "msg_id": r["msg_id"], "ts": iso(r["ts"]),
+             "content_type": r["content_type"], "text": r["text"], "reply_to": r["reply_to"],
+             "mentions": r["mentions"], "status": r["status"]}
+            for r in conn.execute(select(msg).where(msg.c.member_id == mid).order_by(msg.c.ts, msg.c.id)).mappings()
+        ]
+        at = m.table(m.Account)
+        accounts = conn.execute(
+            select(at.c.id, at.c.code, at.c.currency, at.c.balance)
+            .where(at.c.community_id == community, at.c.member_id == mid)
+            .order_by(at.c.code)
+        ).all()
+        out["ledger"]["accounts"] = [
+            {"code": code, "currency": currency, "balance": int(balance)} for _, code, currency, balance in accounts
+        ]
+        if accounts:
+            pt = m.table(m.Posting)
+            tx = m.table(m.LedgerTransaction)
+            codes = {int(aid): code for aid, code, _, _ in accounts}
+            out["ledger"]["postings"] = [
+                {"transaction": r["transaction_id"], "ts": iso(r["ts"]), "account": codes[int(r["account_id"])],
+                 "amount": int(r["amount"]), "currency": r["currency"], "reason": r["reason"],
+                 "playbook": r["playbook"]}
+                for r in conn.execute(
+                    select(pt.c.transaction_id, pt.c.account_id, pt.c.amount, tx.c.ts, tx.c.currency, tx.c.reason,
+                           tx.c.playbook)
+                    .select_from(pt.join(tx, tx.c.id == pt.c.transaction_id))
+                    .where(pt.c.account_id.in_(list(codes)))
+                    .order_by(tx.c.ts, pt.c.id)
+                ).mappings()
+            ]
+        return out
+
+    #: Event fields kept when a member's raw events are erased: what the
+    #: counters, de-duplication and threading need, nothing they wrote.
+    _ERASED_EVENT_KEEP = (
+        "v", "id", "ts", "platform", "group", "type", "msg_id", "content_type", "reply_to", "target", "via", "by",
+        "amount", "currency", "inviter", "mentions",
+    )
+
+    def _erase_core(self, conn: Connection, community: str, platform: str, member: str) -> None:
+        mt = m.table(m.Member)
+        rt = m.table(m.Record)
+        uid_json = orjson.dumps(member).decode()
+        # operator commands about them (e.g. "profile set" with their values): keep that one was given
+        commands = conn.execute(
+            select(rt.c.id, rt.c.data).where(
+                rt.c.community_id == community,
+                rt.c.kind == "command",
+                type_coerce(rt.c.data, Text).contains(uid_json, autoescape=True),
+            )
+        ).all()
+        if commands:
+            conn.execute(
+                update(rt).where(rt.c.id == bindparam("k_")).values(data=bindparam("v_", type_=rt.c.data.type)),
+                [
+                    {"k_": rid, "v_": {"name": (data or {}).get("name"), "erased": True}}
+                    for rid, data in commands
+                ],
+            )
+        row = conn.execute(
+            select(mt.c.id, mt.c.name).where(
+                mt.c.community_id == community, mt.c.platform == platform, mt.c.user_id == member
+            )
+        ).first()
+        if row is None:
+            return
+        mid = int(row[0])
+        label = f"erased-{mid}"
+        gids = list(self._member_groups(conn, community, platform))
+        et = m.table(m.EventRow)
+        names = {row[1]} if row[1] else set()
+        own_events = conn.execute(
+            select(et.c.seq, et.c.payload).where(et.c.group_id.in_(gids), et.c.actor == member)
+        ).all() if gids else []
+        rewritten = []
+        for seq, payload in own_events:
+            payload = payload if isinstance(payload, dict) else {}
+            actor = payload.get("actor")
+            if isinstance(actor, dict) and isinstance(actor.get("name"), str):
+                names.add(actor["name"])
+            kept = {k: payload[k] for k in self._ERASED_EVENT_KEEP if k in payload}
+            kept["actor"] = {"id": member, "name": label}
+            kept["erased"] = True
+            rewritten.append({"k_": seq, "v_": kept})
+        if rewritten:
+            conn.execute(
+                update(et).where(et.c.seq == bindparam("k_")).values(payload=bindparam("v_", type_=et.c.payload.type)),
+                rewritten,
+            )
+        msg = m.table(m.MessageRow)
+        conn.execute(update(msg).where(msg.c.member_id == mid).values(text="", mentions=None))
+        # their name, in the forms it was written down (raw, and as the bot displays it)
+        from qunyun.core.text import display_name
+
+        needles = set()
+        for name in names:
+            for form in (name, display_name(name, "")):
+                if form and form != label and len(form) >= (2 if any(ord(c) > 127 for c in form) else 3):
+                    needles.add(form)
+        # the bot's own messages to, mentioning or naming them: their text goes
+        # (a search reply naming them also listed their profile); any not yet
+        # delivered is cancelled
+        at = m.table(m.ActionRow)
+        patterns = [uid_json, *(orjson.dumps(n).decode()[1:-1] for n in needles)]
+        concerning = conn.execute(
+            select(at.c.seq, at.c.status, at.c.payload).where(
+                at.c.community_id == community,
+                or_(*(type_coerce(at.c.payload, Text).contains(p, autoescape=True) for p in patterns)),
+            )
+        ).all()
+        for seq, status, payload in concerning:
+            if not isinstance(payload, dict):
+                continue
+            texts = [v for k, v in payload.items() if k in ("text", "reason") and isinstance(v, str)]
+            if not (
+                payload.get("member") == member
+                or member in (payload.get("mentions") or ())
+                or any(n in t for n in needles for t in texts)
+            ):
+                continue
+            values: dict[str, Any] = {}
+            if status == "pending":
+                values.update(status="failed", last_error="cancelled: the member's data was erased")
+            blanked = {k: "" if k in ("text", "reason") and isinstance(v, str) else v for k, v in payload.items()}
+            blanked["erased"] = True
+            values["payload"] = blanked
+            conn.execute(update(at).where(at.c.seq == seq).values(**values))
+        ft = m.table(m.Failure)
+        tx = m.table(m.LedgerTransaction)
+        places: list[tuple[Any, Any, Any, list[Any]]] = [
+            (msg, msg.c.id, msg.c.text, [msg.c.group_id.in_(gids)]),
+            (et, et.c.seq, et.c.payload, [et.c.group_id.in_(gids)]),
+            (at, at.c.seq, at.c.payload, [at.c.community_id == community]),
+            (rt, rt.c.id, rt.c.data, [rt.c.community_id == community]),
+            (ft, ft.c.id, ft.c.error, [ft.c.community_id == community]),
+            (ft, ft.c.id, ft.c.traceback, [ft.c.community_id == community]),
+            (tx, tx.c.id, tx.c.reason, [tx.c.community_id == community]),
+        ]
+        # longest first: "小王同学" must go before "小王" takes part of it
+        for needle in sorted(needles, key=lambda n: (-len(n), n)):
+            for table, key_col, col, where in places:
+                if gids or table not in (msg, et):
+                    self._scrub(conn, table, key_col, col, where, needle, label)
+        conn.execute(update(mt).where(mt.c.id == mid).values(name=label, title=None, erased=True))
+        cached = self._members.get((community, platform, member))
+        if cached is not None:
+            cached[1] = label
+            cached[2] = None
+        self._titles.pop((community, platform, member), None)
+
+    @staticmethod
+    def _scrub(
+        conn: Connection, table: Any, key_col: Any, col: Any, where: list[Any], needle: str, label: str
+    ) -> None:
+        """Replace ``needle`` by ``label`` in one text or JSON column, where it occurs."""
+        is_json = isinstance(col.type, JSONText)
+        pattern = orjson.dumps(needle).decode()[1:-1] if is_json else needle
+        target = type_coerce(col, Text) if is_json else col
+        rows = conn.execute(select(key_col, col).where(*where, target.contains(pattern, autoescape=True))).all()
+        changes = []
+        for key, value in rows:
+            new = Engine._replace_all(value, needle, label)
+            if new != value:
+                changes.append({"k_": key, "v_": new})
+        if changes:
+            conn.execute(
+                update(table).where(key_col == bindparam("k_")).values({col.name: bindparam("v_", type_=col.type)}),
+                changes,
+            )
+
+    @staticmethod
+    def _replace_all(value: Any, needle: str, label: str) -> Any:
+        """``value`` with ``needle`` replaced by ``label`` in every string it holds (JSON values too)."""
+        if isinstance(value, str):
+            return value.replace(needle, label) if needle in value else value
+        if isinstance(value, list):
+            return [Engine._replace_all(v, needle, label) for v in value]
+        if isinstance(value, dict):
+            return {k: Engine._replace_all(v, needle, label) for k, v in value.items()}
+        return value
 
     def command(
         self,
@@ -447,8 +754,8 @@ class Engine:
         admin group, else its first group — or the first group that runs the
         playbook) and may do anything a handler may: change state, post to
         the ledger, emit actions. Actions and ledger transactions get ids from
-        the command ``id`` (default: derived from the clock, the name and the
-        arguments), so a retry with the same id does nothing twice (it returns
+        the command ``id`` (default: derived from the clock, the name, the
+        arguments and a counter of this engine's commands), so a retry with the same id does nothing twice (it returns
         ``{"duplicate": True}``). It is logged as a ``command`` record (who,
         what, when). A :class:`CommandError` leaves nothing behind.
         """
@@ -480,7 +787,9 @@ class Engine:
             raise CommandError(f"command arguments must be JSON values ({exc})") from None
         now = self.clock.now()
         if id is None:
-            seed = f"{playbook}\0{name}\0{actor}\0{now.isoformat()}\0".encode() + blob
+            # two identical commands at the same instant are two commands: count them
+            self._commands += 1
+            seed = f"{playbook}\0{name}\0{actor}\0{now.isoformat()}\0{self._commands}\0".encode() + blob
             id = f"cmd-{hashlib.sha256(seed).hexdigest()[:16]}"
         call = Command(id=id, name=name, args=payload, actor=actor)
         cause = f"cmd:{id}"
@@ -495,7 +804,8 @@ class Engine:
             ).first()
             if done is not None:
                 return {"duplicate": True}
-            self._setup_all()
+            # no setup here: on a replayed database the clock of a command is not the
+            # community's time, and a command needs no recurring jobs
             ctx = Context(self, pb, self._layer(playbook, cause, community), chosen, now)
             result = pb.on_command(ctx, call)
             ctx.record("command", None, actor=actor, name=name, args=payload)
