@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from typer.testing import CliRunner
 
 from qunyun.cli import app
@@ -26,6 +26,11 @@ from qunyun.store import models as m
 from qunyun.store.db import migrate, open_engine
 
 SMALL = ["--groups", "1", "--members", "40", "--days", "5"]
+#: The demo's playbooks in the order they run (open hours only in the reading club).
+PLAYBOOK_ORDER = [
+    "moderation", "gate", "rules", "welcome", "profile", "activation", "microphone",
+    "checkin", "faq", "levels", "guard", "elimination", "referrals",
+]  # fmt: skip
 
 
 def read_events(path: Path) -> list[Any]:
@@ -60,13 +65,7 @@ def test_the_demo_command_writes_the_files_and_prints_the_summary(
     assert not (out / "demo.db").exists()  # --db was given
     settings = load_settings(str(out / "qunyun.yaml"))
     community = settings.communities["demo"]
-    assert list(community.groups[("sim", "g-main")].playbooks) == [
-        "moderation",
-        "welcome",
-        "checkin",
-        "faq",
-        "levels",
-    ]
+    assert list(community.groups[("sim", "g-main")].playbooks) == PLAYBOOK_ORDER
 
 
 def test_english_labels_and_the_default_sqlite_file(tmp_path: Path) -> None:
@@ -156,7 +155,11 @@ def test_the_summary_agrees_with_the_events(small_run: Any) -> None:
     assert s.messages == sum(isinstance(e, Message) for e in events)
     assert s.reactions == sum(isinstance(e, Reaction) for e in events)
     assert s.joins == sum(isinstance(e, MemberJoined) for e in events)
-    assert s.removed == s.removals >= 1  # the spammer
+    # every removal the bot made became a `member_left` by the bot; the
+    # spammer is removed by moderation or, failing that, at the gate's deadline
+    assert s.removed_by.get("moderation", 0) == s.removals
+    assert s.moderation_hits >= 1
+    assert 0 < s.removed <= sum(s.removed_by.values())
     assert s.moderation_hits == s.deletions >= s.removals
     assert s.warnings >= 1
     assert s.welcome_messages >= 1 and 0 < s.newcomers_welcomed <= s.joins
@@ -233,3 +236,186 @@ def test_the_printed_database_url_hides_its_password() -> None:
 
     assert "s3cret" not in _safe_url("postgresql+psycopg://u:s3cret@db.example/q")
     assert _safe_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+# ------------------------------------------------- the member lifecycle
+
+
+@pytest.fixture(scope="module")
+def camp(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The default seed, long enough for two elimination rounds (warned on day 14, removed on day 17)."""
+    return run_demo(
+        seed=42, groups=3, members=150, days=22, out=tmp_path_factory.mktemp("camp") / "demo"
+    )
+
+
+def _counts(run: Any) -> tuple[dict[tuple[str, str], tuple[int, int]], dict[tuple[str, str], int]]:
+    """Straight from the database: records (count, distinct members) and actions, by playbook and kind."""
+    rec = m.Record.__table__
+    act = m.ActionRow.__table__
+    db = open_engine(run.db_url)
+    try:
+        with db.connect() as conn:
+            records = {
+                (pb, kind): (n, people)
+                for pb, kind, n, people in conn.execute(
+                    select(rec.c.playbook, rec.c.kind, func.count(), func.count(distinct(rec.c.member)))
+                    .where(rec.c.community_id == "demo")
+                    .group_by(rec.c.playbook, rec.c.kind)
+                )
+            }
+            actions = {
+                (pb, atype): n
+                for pb, atype, n in conn.execute(
+                    select(act.c.playbook, act.c.type, func.count())
+                    .where(act.c.community_id == "demo")
+                    .group_by(act.c.playbook, act.c.type)
+                )
+            }
+    finally:
+        db.dispose()
+    return records, actions
+
+
+def test_every_lifecycle_section_has_plausible_numbers(camp: Any) -> None:
+    s = camp.summary
+    assert s.failures == 0
+    # gate: most newcomers pass the quiz, a few never answer and are removed
+    assert s.gate_applicants >= 100
+    assert 0.75 * s.gate_applicants <= s.gate_admitted < s.gate_applicants
+    assert 1 <= s.gate_removed <= 0.2 * s.gate_applicants
+    assert s.gate_failed_attempts >= 1
+    # rules: most acknowledge; some did not and the admins were told
+    assert s.rules_acknowledged >= 0.6 * s.gate_applicants
+    assert s.rules_lapsed >= 1 and s.rules_pending >= 0
+    # profiles: structured introductions fill cards, with tags and cities
+    assert s.profile_intros >= s.profiles_filled >= s.profiles_with_expertise >= 10
+    assert s.profiles_asked >= 1
+    assert len(s.top_tags) >= 5 and len(s.top_cities) >= 3
+    assert s.top_tags[0][1] >= s.top_tags[-1][1] >= 1
+    # activation: cohorts per ISO week, rates between 0 and 1, some nudges
+    assert s.activation_nudged >= 1
+    assert len(s.cohorts) >= 3 and all(c.cohort.startswith("2026-W") for c in s.cohorts)
+    assert all(0 <= c.activated <= c.joined for c in s.cohorts)
+    assert sum(c.activated for c in s.cohorts) == s.activation_activated
+    # hours: the reading club rests; some speak anyway and are reminded
+    assert s.hours_groups == ["读书会"]
+    assert s.hours_notices >= 2 * 3 * (22 - 1)  # three windows a day open and close
+    assert s.hours_reminders >= s.hours_members >= 5
+    assert s.hours_strikes >= 1
+    # guard: quarrels are reported, each alert names two members
+    assert s.guard_alerts >= 1 and 2 <= s.guard_members <= 2 * s.guard_alerts
+    # microphone: questions reach experts, each pass names one or two of them
+    assert s.microphone_passes >= 10
+    assert s.microphone_passes <= s.microphone_asked <= 2 * s.microphone_passes
+    assert 5 <= s.microphone_experts <= s.profiles_with_expertise
+    # elimination: silent members warned; some come back, some are removed, the list moves up
+    assert s.elimination_warned >= s.elimination_removed >= 1
+    assert s.elimination_spared >= 1
+    assert 1 <= s.elimination_invited <= s.elimination_removed
+    # referrals: joins that name an inviter
+    assert s.referrals >= 20 and 2 <= s.referrers <= s.referrals
+    assert len(s.top_inviters) == 5
+    assert [n for _, n in s.top_inviters] == sorted((n for _, n in s.top_inviters), reverse=True)
+    # removals: moderation, the gate and elimination, each became a `member_left`
+    assert set(s.removed_by) >= {"gate", "elimination"}
+    assert 0 < s.removed <= sum(s.removed_by.values())
+
+
+def test_the_lifecycle_numbers_are_what_the_database_says(camp: Any) -> None:
+    s = camp.summary
+    records, actions = _counts(camp)
+
+    def n(playbook: str, kind: str) -> int:
+        return records.get((playbook, kind), (0, 0))[0]
+
+    def people(playbook: str, kind: str) -> int:
+        return records.get((playbook, kind), (0, 0))[1]
+
+    assert s.gate_applicants == people("gate", "applied")
+    assert s.gate_admitted == people("gate", "admitted")
+    assert s.gate_failed_attempts == n("gate", "quiz_failed")
+    assert s.gate_blocked == n("gate", "blocked")
+    assert s.gate_removed == n("gate", "removed")
+    assert s.rules_acknowledged == people("rules", "ack")
+    assert s.rules_lapsed == n("rules", "lapsed")
+    assert s.profile_intros == n("profile", "intro")
+    assert s.activation_nudged == n("activation", "nudged")
+    assert s.activation_activated == n("activation", "activated")
+    assert s.hours_reminders == n("hours", "reminder")
+    assert s.hours_strikes == n("hours", "strike")
+    assert s.hours_members == people("hours", "reminder")
+    assert s.hours_admin_notes == actions.get(("hours", "notify_admins"), 0)
+    assert s.guard_alerts == actions.get(("guard", "notify_admins"), 0)
+    assert s.guard_members == people("guard", "alert")
+    assert s.microphone_passes == actions.get(("microphone", "send"), 0)
+    assert s.microphone_asked == n("microphone", "passed")
+    assert s.microphone_experts == people("microphone", "passed")
+    assert s.elimination_warned == n("elimination", "warned")
+    assert s.elimination_spared == n("elimination", "spared")
+    assert s.elimination_removed == n("elimination", "removed")
+    assert s.elimination_invited == n("elimination", "invited")
+    assert s.referrals == n("referrals", "referral")
+    assert s.referrers == people("referrals", "referral")
+    assert s.removed_by == {
+        pb: count for (pb, atype), count in actions.items() if atype == "remove"
+    }
+    # each elimination removal is a `remove` action; each gate deadline removal too
+    assert s.removed_by["elimination"] == s.elimination_removed
+    assert s.removed_by["gate"] >= s.gate_removed
+
+
+def test_the_lifecycle_state_numbers_are_what_the_database_says(camp: Any) -> None:
+    s = camp.summary
+    st = m.PlaybookState.__table__
+    db = open_engine(camp.db_url)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(
+                select(st.c.playbook, st.c.key, st.c.value).where(st.c.community_id == "demo")
+            ).all()
+    finally:
+        db.dispose()
+    cards = [v for pb, k, v in rows if pb == "profile" and k.startswith("m:")]
+    assert s.profiles_filled == sum(1 for v in cards if v.get("fields"))
+    assert s.profiles_with_expertise == sum(1 for v in cards if v["fields"].get("expertise"))
+    top_tag, top_n = s.top_tags[0]
+    assert top_n == sum(1 for v in cards if top_tag in v.get("tags", []))
+    city, city_n = s.top_cities[0]
+    assert city_n == sum(1 for v in cards if f"city:{city}" in v.get("tags", []))
+    cohorts = {k[2:]: v for pb, k, v in rows if pb == "activation" and k.startswith("c:")}
+    assert {c.cohort: (c.joined, c.activated) for c in s.cohorts} == {
+        k: (v["joined"], v["activated"]) for k, v in cohorts.items()
+    }
+    roles = load_settings(str(camp.config_path)).communities["demo"].roles
+    staff = {uid for uid, role in roles.items() if role in ("owner", "admin")}  # never asked
+    assert len(staff) >= 2
+    pending = [
+        k for pb, k, v in rows
+        if pb == "rules" and k.startswith("m:") and v.get("in") and not v.get("acked")
+        and k[2:] not in staff
+    ]  # fmt: skip
+    assert s.rules_pending == len(pending)
+
+
+def test_the_summary_prints_every_lifecycle_section(camp: Any) -> None:
+    from rich.console import Console
+
+    from qunyun.cli.demo import render
+
+    for lang, labels in (
+        ("zh-CN", ("入群验证", "群规确认", "名片登记", "新人激活", "开放时间", "吵架预警", "传麦", "末位淘汰", "邀请裂变")),
+        ("en", ("Entry gate", "Group rules", "Member cards", "Activation", "Open hours", "Quarrel guard",
+                "Microphone", "Elimination", "Referrals")),
+    ):  # fmt: skip
+        console = Console(record=True, width=120)
+        render(console, camp, lang, seed=42, groups=3, members=150, days=22)
+        text = console.export_text()
+        for label in labels:
+            assert label in text, (lang, label)
+        assert s_name(camp) in text
+
+
+def s_name(run: Any) -> str:
+    """The name of the member who brought the most people in."""
+    return str(run.summary.top_inviters[0][0])

@@ -8,6 +8,8 @@ actions are observed differs from one that is not).
 
 from __future__ import annotations
 
+import random
+import re
 import statistics
 from collections import Counter
 from datetime import timedelta
@@ -18,11 +20,14 @@ import pytest
 from sqlalchemy import select
 
 from qunyun.adapters.sim import BOT_ID, WAVE_DAYS, Simulation, persona_mix
+from qunyun.adapters.sim import personas as P
+from qunyun.adapters.sim.simulator import OPEN_HOURS, QUIZ
 from qunyun.config.model import settings_from_text
 from qunyun.core.clock import FakeClock
 from qunyun.core.events import BaseEvent, MemberJoined, MemberLeft, Message, Reaction, parse_event
 from qunyun.demo import drive
 from qunyun.engine.engine import Engine
+from qunyun.playbooks.profile import ProfileConfig, compute_tags, parse_intro
 from qunyun.store import models as m
 from qunyun.store.db import migrate, open_engine
 
@@ -264,7 +269,7 @@ def test_a_welcomed_newcomer_introduces_themselves_and_an_ignored_one_mostly_doe
             for e in events
             if isinstance(e, Message)
             and e.actor.id in newcomers
-            and ("我是" in e.text or "报到" in e.text or "自我介绍" in e.text)
+            and any(w in e.text for w in ("我是", "报到", "自我介绍", "城市", "#intro"))
         }
 
     assert len(intros(welcomed_run)) >= 0.3 * len(newcomers)
@@ -339,6 +344,98 @@ def test_observe_ignores_what_it_does_not_know() -> None:
     assert run(True) == run(False)
 
 
+def test_newcomers_answer_the_gate_quiz_they_were_given_and_spammers_do_not() -> None:
+    sim = Simulation(seed=4, groups=1, members=60, days=2)
+    before = _until(sim, lambda h: h.day == 0 and h.hour == 12)
+    joined = [e.actor.id for e in before if isinstance(e, MemberJoined)]
+    newcomers = [u for u in joined if u != sim.owner.uid][:20]
+    # the English quiz: question 4 then question 2 (right answers B and B)
+    text = f"Please answer:\n1. {QUIZ[3]['question']['en']}\n2. {QUIZ[1]['question']['en']}"
+    sim.observe(
+        [
+            {"type": "send", "playbook": "gate", "group": "g-main", "mentions": [u], "text": text}
+            for u in newcomers
+        ]
+    )
+    answers = {
+        e.actor.id: e.text
+        for e in sim.events()
+        if isinstance(e, Message) and e.actor.id in newcomers and e.text.replace(".", " ").startswith("1 ")
+    }
+    assert len(answers) >= 0.7 * len(newcomers)
+    letters = [re.findall(r"[1-2][. ]+([A-Ca-c])", t) for t in answers.values()]
+    assert all(len(pair) == 2 for pair in letters)
+    right = sum(1 for pair in letters if [c.upper() for c in pair] == ["B", "B"])
+    assert right >= 0.6 * len(answers)
+
+    spammy = Simulation(seed=4, groups=1, members=60, days=6)
+    spammers = {m.uid for m in spammy.members if m.persona == "spammer"}
+    assert spammers
+    spammy._gate(spammy.member(next(iter(spammers))), "g-main", text, 0.0)  # type: ignore[arg-type]
+    assert not any(e[2] == "quiz" for e in spammy._heap)
+
+
+def test_most_introductions_fill_a_profile_card_with_expertise_the_questions_mention() -> None:
+    cfg = ProfileConfig()
+    rng = random.Random(1)
+    cards = 0
+    with_expertise = 0
+    for _ in range(400):
+        topic = rng.choice(P.TOPICS)
+        expertise = P.expertise_of(rng, topic)
+        _, fields = parse_intro(P.intro_text(rng, "小王", expertise), cfg)
+        if len(fields) >= 2:
+            cards += 1
+            if "expertise" in fields:
+                with_expertise += 1
+                assert set(compute_tags(fields, cfg)) >= {t.casefold() for t in expertise}
+    assert 0.65 * 400 <= cards <= 0.85 * 400  # the rest is a plain sentence
+    assert 0.7 * cards <= with_expertise < cards  # some forget the expertise line
+    asked = " ".join(P._QUESTIONS).casefold()
+    topics = [t for t, terms in P.EXPERTISE.items() if any(w.casefold() in asked for w in terms)]
+    assert topics == list(P.EXPERTISE)  # every topic's experts can be asked something
+
+
+def test_the_reading_club_is_quieter_while_closed_and_quarrels_happen(
+    month: tuple[Simulation, list[Any]],
+) -> None:
+    sim, events = month
+
+    def closed_share(group: str) -> float:
+        hours = [
+            e.ts.astimezone(sim.tz).hour
+            for e in events
+            if isinstance(e, Message) and e.group == group
+        ]
+        return sum(1 for h in hours if not any(a <= h < b for a, b in OPEN_HOURS)) / len(hours)
+
+    assert sim.hours_group == "g-reading"
+    assert closed_share("g-reading") < 0.6 * closed_share("g-main")
+    barbs = [e for e in events if isinstance(e, Message) and len(e.mentions) == 1 and "@" in e.text
+             and any(w in e.text for w in ("闭嘴", "有病", "放屁", "白痴", "神经病", "脑残", "滚开"))]  # fmt: skip
+    pairs = Counter(frozenset((e.actor.id, e.mentions[0])) for e in barbs)
+    assert sim.stats.get("quarrel", 0) >= 3
+    assert max(pairs.values()) >= 3  # the same two, several times
+
+
+def test_waiting_members_join_only_when_invited() -> None:
+    sim = Simulation(seed=6, groups=2, members=100, days=4)
+    waiting = sim.waitlist
+    assert sum(len(v) for v in waiting.values()) == 4
+    assert sum(sim.persona_counts().values()) == 100  # the waiting list is extra
+    first = waiting["g-main"][0]
+    before = _until(sim, lambda h: h.day == 1 and h.hour == 9)
+    everyone = [uid for uids in waiting.values() for uid in uids]
+    assert not any(e.actor.id in everyone for e in before)
+    sim.observe([{"type": "invite", "group": "g-main", "member": first, "playbook": "elimination"}])
+    sim.observe([{"type": "invite", "group": "g-main", "member": "u-0005", "playbook": "elimination"}])
+    rest = sim.events()
+    joins = [e for e in rest if isinstance(e, MemberJoined) and e.actor.id == first]
+    assert len(joins) == 1 and joins[0].via == "invite" and joins[0].group == "g-main"
+    others = everyone[1:]
+    assert not any(e.actor.id in others for e in rest)
+
+
 # ------------------------------------------------------ through the engine
 
 
@@ -361,10 +458,14 @@ def test_the_engine_removes_spammers_and_the_simulation_reports_it(db_url: str) 
         removed = {
             a["member"] for a in actions if a["type"] == "remove" and a["playbook"] == "moderation"
         }
-        assert spammers <= removed
-        assert not removed - spammers  # nobody else
+        # moderation removes spammers and nobody else; a spammer who never
+        # answers the entry quiz may be removed by the gate first
+        assert removed <= spammers
+        gone = {a["member"] for a in actions if a["type"] == "remove"}
+        assert spammers <= gone
         warned = [a for a in actions if a["playbook"] == "moderation" and a["type"] == "send"]
-        assert warned
+        deleted = [a for a in actions if a["playbook"] == "moderation" and a["type"] == "delete"]
+        assert warned and deleted
         for uid in spammers:
             member = sim.member(uid)
             assert member is not None and "removed" in member.status.values()

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import orjson
 from sqlalchemy import Engine as SAEngine
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from qunyun.adapters.sim import Simulation
 from qunyun.config.model import Settings, settings_from_text
@@ -58,7 +58,7 @@ class GroupHealth:
     name: str
     #: Members in the group now (joined and not gone).
     members: int
-    #: Members who sent at least one message in the last 7 days.
+    #: Members now who sent at least one message in the last 7 days.
     speakers_7d: int
     messages: int
 
@@ -74,6 +74,19 @@ class ActiveMember:
     messages: int
     checkins: int
     points: int
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Newcomers of one ISO week (activation's join cohort)."""
+
+    cohort: str
+    joined: int
+    activated: int
+
+    @property
+    def rate(self) -> float:
+        return self.activated / self.joined if self.joined else 0.0
 
 
 @dataclass
@@ -123,6 +136,70 @@ class Summary:
     bot_actions: dict[str, int] = field(default_factory=dict)
     #: playbook failures recorded (isolated and rolled back by the engine)
     failures: int = 0
+    #: playbook → members it removed (`remove` actions)
+    removed_by: dict[str, int] = field(default_factory=dict)
+    # gate (the entry quiz after the join)
+    gate_applicants: int = 0
+    gate_admitted: int = 0
+    gate_failed_attempts: int = 0
+    gate_blocked: int = 0
+    #: removed at the deadline without having passed
+    gate_removed: int = 0
+    # rules
+    rules_acknowledged: int = 0
+    #: in a group now, asked, and not acknowledged
+    rules_pending: int = 0
+    #: deadline passed without acknowledgement (the admins were told)
+    rules_lapsed: int = 0
+    # profile
+    profile_intros: int = 0
+    #: members whose card has at least one field
+    profiles_filled: int = 0
+    #: members whose card names their expertise
+    profiles_with_expertise: int = 0
+    #: members asked by direct message for missing fields
+    profiles_asked: int = 0
+    #: (tag, members), expertise tags, most common first
+    top_tags: list[tuple[str, int]] = field(default_factory=list)
+    #: (city, members), most common first
+    top_cities: list[tuple[str, int]] = field(default_factory=list)
+    # activation
+    activation_nudged: int = 0
+    activation_activated: int = 0
+    cohorts: list[Cohort] = field(default_factory=list)
+    # hours
+    #: names of the groups with open hours
+    hours_groups: list[str] = field(default_factory=list)
+    hours_reminders: int = 0
+    hours_strikes: int = 0
+    #: members reminded at least once
+    hours_members: int = 0
+    #: notes to the admins about members who reached max_strikes
+    hours_admin_notes: int = 0
+    #: opening and closing notices posted
+    hours_notices: int = 0
+    # guard
+    guard_alerts: int = 0
+    #: distinct members named in alerts
+    guard_members: int = 0
+    # microphone
+    microphone_passes: int = 0
+    #: times an expert was @-mentioned (one pass names up to `experts`)
+    microphone_asked: int = 0
+    #: distinct experts asked
+    microphone_experts: int = 0
+    # elimination
+    elimination_warned: int = 0
+    elimination_spared: int = 0
+    elimination_removed: int = 0
+    #: people from the waiting list invited to a freed place
+    elimination_invited: int = 0
+    # referrals
+    referrals: int = 0
+    #: distinct members who brought someone in
+    referrers: int = 0
+    #: (name, referrals), the five with most
+    top_inviters: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -251,7 +328,10 @@ def drive(
     n_events = 0
     n_actions = 0
     try:
-        engine.setup_groups()
+        # The engine sets its groups up when the first event arrives, as a
+        # replay of the events file does: a job that would otherwise fall due
+        # before the first event (an opening notice at 06:00, say) then
+        # happens in neither, and the replay gives exactly the demo's actions.
         for hour in sim.hours():
             if hour.events:
                 if events_out is not None:
@@ -354,9 +434,17 @@ def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: dat
                 .select_from(ms)
                 .where(ms.c.group_id == row.id, ms.c.status == "active")
             ).scalar_one()
+            # speakers among the members now (not those removed or gone since)
+            present = select(ms.c.member_id).where(
+                ms.c.group_id == row.id, ms.c.status == "active"
+            )
             speakers = conn.execute(
                 select(func.count(func.distinct(r.c.member_id))).where(
-                    r.c.group_id == row.id, r.c.day >= since, r.c.day <= last_day, r.c.messages > 0
+                    r.c.group_id == row.id,
+                    r.c.day >= since,
+                    r.c.day <= last_day,
+                    r.c.messages > 0,
+                    r.c.member_id.in_(present),
                 )
             ).scalar_one()
             messages = conn.execute(
@@ -424,8 +512,8 @@ def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: dat
         states = conn.execute(
             select(state.c.playbook, state.c.key, state.c.value).where(
                 state.c.community_id == community_id,
-                state.c.playbook.in_(("checkin", "levels")),
-                state.c.key.like("m:%"),
+                state.c.playbook.in_(("checkin", "levels", "profile", "rules", "activation")),
+                or_(state.c.key.like("m:%"), state.c.key.like("c:%")),
             )
         ).all()
         f = m.table(m.Failure)
@@ -439,8 +527,113 @@ def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: dat
         )
 
     _bot_summary(s, actions, records)
-    _state_summary(s, states, settings, community_id, names)
+    _lifecycle_summary(s, actions, records, names)
+    _state_summary(s, [row for row in states if row[1].startswith("m:")], settings, community_id, names)
+    _lifecycle_state(s, states, _rules_exempt(community))
+    s.hours_groups = [g.name for g in community.groups.values() if "hours" in g.playbooks]
     return s
+
+
+def _rules_exempt(community: Any) -> set[str]:
+    """Members the rules playbook never asks (by role), so never pending."""
+    for group in community.groups.values():
+        cfg = group.playbooks.get("rules")
+        if cfg is not None:
+            roles = set(getattr(cfg, "exempt_roles", ()))
+            return {uid for uid, role in community.roles.items() if role in roles}
+    return set()
+
+
+def _lifecycle_summary(
+    s: Summary, actions: Sequence[Any], records: Sequence[Any], names: dict[str, str | None]
+) -> None:
+    """The member-lifecycle playbooks, from their records and actions."""
+    distinct: dict[tuple[str, str], set[str]] = {}
+    count: Counter[tuple[str, str]] = Counter()
+    inviters: Counter[str] = Counter()
+    for playbook, kind, member, _cause, _data in records:
+        count[(playbook, kind)] += 1
+        if member:
+            distinct.setdefault((playbook, kind), set()).add(member)
+        if playbook == "referrals" and kind == "referral" and member:
+            inviters[member] += 1
+
+    def people(playbook: str, kind: str) -> int:
+        return len(distinct.get((playbook, kind), ()))
+
+    s.gate_applicants = people("gate", "applied")
+    s.gate_admitted = people("gate", "admitted")
+    s.gate_failed_attempts = count[("gate", "quiz_failed")]
+    s.gate_blocked = count[("gate", "blocked")]
+    s.gate_removed = count[("gate", "removed")]
+    s.rules_acknowledged = people("rules", "ack")
+    s.rules_lapsed = count[("rules", "lapsed")]
+    s.profile_intros = count[("profile", "intro")]
+    s.activation_nudged = count[("activation", "nudged")]
+    s.activation_activated = count[("activation", "activated")]
+    s.hours_reminders = count[("hours", "reminder")]
+    s.hours_strikes = count[("hours", "strike")]
+    s.hours_members = people("hours", "reminder")
+    s.guard_members = people("guard", "alert")
+    s.microphone_asked = count[("microphone", "passed")]
+    s.microphone_experts = people("microphone", "passed")
+    s.elimination_warned = count[("elimination", "warned")]
+    s.elimination_spared = count[("elimination", "spared")]
+    s.elimination_removed = count[("elimination", "removed")]
+    s.elimination_invited = count[("elimination", "invited")]
+    s.referrals = count[("referrals", "referral")]
+    s.referrers = len(inviters)
+    s.top_inviters = [
+        (names.get(uid) or uid, n)
+        for uid, n in sorted(inviters.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    ]
+    removed_by: Counter[str] = Counter()
+    for playbook, atype, _cause, payload in actions:
+        if atype == "remove":
+            removed_by[playbook] += 1
+        elif playbook == "hours":
+            if atype == "notify_admins":
+                s.hours_admin_notes += 1
+            elif atype == "send" and not (payload or {}).get("mentions"):
+                s.hours_notices += 1
+        elif playbook == "guard" and atype == "notify_admins":
+            s.guard_alerts += 1
+        elif playbook == "microphone" and atype == "send":
+            s.microphone_passes += 1
+    s.removed_by = dict(sorted(removed_by.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _lifecycle_state(s: Summary, states: Sequence[Any], exempt: set[str]) -> None:
+    """Profiles, pending acknowledgements and activation cohorts, from playbook state."""
+    tags: Counter[str] = Counter()
+    cities: Counter[str] = Counter()
+    for playbook, key, value in states:
+        if not isinstance(value, dict):
+            continue
+        if playbook == "profile" and key.startswith("m:"):
+            if value.get("fields"):
+                s.profiles_filled += 1
+                if (value.get("fields") or {}).get("expertise"):
+                    s.profiles_with_expertise += 1
+            if value.get("asked"):
+                s.profiles_asked += 1
+            for tag in value.get("tags") or ():
+                if not isinstance(tag, str):
+                    continue
+                if tag.startswith("city:"):
+                    cities[tag[5:]] += 1
+                elif ":" not in tag:
+                    tags[tag] += 1
+        elif playbook == "rules" and key.startswith("m:"):
+            if value.get("in") and not value.get("acked") and key[2:] not in exempt:
+                s.rules_pending += 1
+        elif playbook == "activation" and key.startswith("c:"):
+            s.cohorts.append(
+                Cohort(key[2:], int(value.get("joined") or 0), int(value.get("activated") or 0))
+            )
+    s.top_tags = sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
+    s.top_cities = sorted(cities.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    s.cohorts.sort(key=lambda c: c.cohort)
 
 
 def _bot_summary(s: Summary, actions: Sequence[Any], records: Sequence[Any]) -> None:

@@ -90,6 +90,57 @@ LABELS: dict[str, dict[str, str]] = {
         "rule_rejoin": "被移出后再入群",
         "cast": "模拟的成员：{cast}",
         "cast_sep": "，",
+        "removed_by": "被移出（按玩法）",
+        "playbook": "玩法",
+        "gate": "入群验证（答题）",
+        "gate_applicants": "需答题的新人",
+        "gate_admitted": "通过",
+        "gate_failed": "答错的次数",
+        "gate_blocked": "多次答错被拦下",
+        "gate_removed": "到期未通过被移出",
+        "rules": "群规确认",
+        "rules_acknowledged": "已回复确认",
+        "rules_pending": "尚未确认（仍在群里）",
+        "rules_lapsed": "逾期未确认（已告知管理员）",
+        "profile": "名片登记",
+        "profile_intros": "识别出的自我介绍",
+        "profiles_filled": "已有名片的成员",
+        "profiles_with_expertise": "写了擅长领域",
+        "profiles_asked": "私信补充缺项",
+        "top_tags": "热门擅长标签",
+        "top_cities": "成员最多的城市",
+        "tag": "标签",
+        "city": "城市",
+        "activation": "新人激活",
+        "activation_nudged": "发出的私信提醒",
+        "activation_activated": "7 天内开口的新人",
+        "cohort": "入群周",
+        "joined": "入群",
+        "activated": "已开口",
+        "rate": "激活率",
+        "hours": "开放时间（{groups}）",
+        "hours_notices": "开放/休息通知",
+        "hours_reminders": "休息时间发言提醒",
+        "hours_members": "被提醒的成员",
+        "hours_strikes": "记次警告",
+        "hours_admin_notes": "报告管理员",
+        "guard": "吵架预警",
+        "guard_alerts": "发给管理员的预警",
+        "guard_members": "涉及成员",
+        "microphone": "传麦",
+        "microphone_passes": "转给专家的问题",
+        "microphone_asked": "@ 专家次数",
+        "microphone_experts": "被请教的专家",
+        "elimination": "末位淘汰（每周）",
+        "elimination_warned": "警告",
+        "elimination_spared": "警告后恢复活跃",
+        "elimination_removed": "到期移出",
+        "elimination_invited": "邀请候补成员",
+        "referrals": "邀请裂变",
+        "referrals_total": "记入的邀请",
+        "referrers": "邀请过人的成员",
+        "inviter": "邀请人",
+        "invited": "邀请人数",
     },
     "en": {
         "title": "{community} · {days}-day simulation ({groups} groups, {members} members, seed {seed})",
@@ -155,6 +206,57 @@ LABELS: dict[str, dict[str, str]] = {
         "rule_rejoin": "rejoined after removal",
         "cast": "Simulated members: {cast}",
         "cast_sep": ", ",
+        "removed_by": "Removed, by playbook",
+        "playbook": "Playbook",
+        "gate": "Entry gate (quiz)",
+        "gate_applicants": "Newcomers quizzed",
+        "gate_admitted": "Passed",
+        "gate_failed": "Failed attempts",
+        "gate_blocked": "Blocked after too many failures",
+        "gate_removed": "Removed at the deadline",
+        "rules": "Group rules",
+        "rules_acknowledged": "Acknowledged",
+        "rules_pending": "Not acknowledged (still in a group)",
+        "rules_lapsed": "Deadline missed (admins told)",
+        "profile": "Member cards",
+        "profile_intros": "Introductions read",
+        "profiles_filled": "Members with a card",
+        "profiles_with_expertise": "Cards naming an expertise",
+        "profiles_asked": "Asked privately for missing fields",
+        "top_tags": "Most common expertise tags",
+        "top_cities": "Cities with most members",
+        "tag": "Tag",
+        "city": "City",
+        "activation": "Activation of newcomers",
+        "activation_nudged": "Private nudges sent",
+        "activation_activated": "Newcomers who spoke within 7 days",
+        "cohort": "Join week",
+        "joined": "Joined",
+        "activated": "Spoke",
+        "rate": "Activation rate",
+        "hours": "Open hours ({groups})",
+        "hours_notices": "Opening/closing notices",
+        "hours_reminders": "Reminders for speaking while closed",
+        "hours_members": "Members reminded",
+        "hours_strikes": "Strikes",
+        "hours_admin_notes": "Reported to the admins",
+        "guard": "Quarrel guard",
+        "guard_alerts": "Alerts to the admins",
+        "guard_members": "Members involved",
+        "microphone": "Microphone",
+        "microphone_passes": "Questions passed to experts",
+        "microphone_asked": "Experts @-mentioned",
+        "microphone_experts": "Distinct experts asked",
+        "elimination": "Elimination (weekly)",
+        "elimination_warned": "Warned",
+        "elimination_spared": "Active again after the warning",
+        "elimination_removed": "Removed at the deadline",
+        "elimination_invited": "Waiting list invited",
+        "referrals": "Referrals",
+        "referrals_total": "Referrals counted",
+        "referrers": "Members who brought someone",
+        "inviter": "Inviter",
+        "invited": "Brought in",
     },
 }
 
@@ -367,6 +469,7 @@ def render(
             f"{g.messages:,}",
         )
     console.print(gt)
+    render_lifecycle(console, s, t)
     console.print(
         _pairs(t["bot"], [(playbook, f"{count:,}") for playbook, count in s.bot_actions.items()])
     )
@@ -390,6 +493,114 @@ def render(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def render_lifecycle(console: Console, s: Summary, t: dict[str, str]) -> None:
+    """The member-lifecycle sections: gate, rules, cards, activation, hours, guard,
+    microphone, elimination and referrals."""
+    if s.removed_by:
+        removed = _table(t["removed_by"], t["playbook"], t["removed"], right=(1,))
+        for playbook, count in s.removed_by.items():
+            removed.add_row(playbook, f"{count:,}")
+        console.print(removed)
+    console.print(
+        _pairs(
+            t["gate"],
+            [
+                (t["gate_applicants"], f"{s.gate_applicants:,}"),
+                (t["gate_admitted"], f"{s.gate_admitted:,}"),
+                (t["gate_failed"], f"{s.gate_failed_attempts:,}"),
+                (t["gate_blocked"], f"{s.gate_blocked:,}"),
+                (t["gate_removed"], f"{s.gate_removed:,}"),
+            ],
+        )
+    )
+    console.print(
+        _pairs(
+            t["rules"],
+            [
+                (t["rules_acknowledged"], f"{s.rules_acknowledged:,}"),
+                (t["rules_pending"], f"{s.rules_pending:,}"),
+                (t["rules_lapsed"], f"{s.rules_lapsed:,}"),
+            ],
+        )
+    )
+    console.print(
+        _pairs(
+            t["profile"],
+            [
+                (t["profile_intros"], f"{s.profile_intros:,}"),
+                (t["profiles_filled"], f"{s.profiles_filled:,}"),
+                (t["profiles_with_expertise"], f"{s.profiles_with_expertise:,}"),
+                (t["profiles_asked"], f"{s.profiles_asked:,}"),
+            ],
+        )
+    )
+    for title, col, rows in (
+        (t["top_tags"], t["tag"], s.top_tags),
+        (t["top_cities"], t["city"], s.top_cities),
+    ):
+        if rows:
+            table = _table(title, col, t["members"], right=(1,))
+            for label, count in rows:
+                table.add_row(escape(label), f"{count:,}")
+            console.print(table)
+    cohorts = _table(
+        t["activation"], t["cohort"], t["joined"], t["activated"], t["rate"], right=(1, 2, 3)
+    )
+    for c in s.cohorts:
+        cohorts.add_row(c.cohort, f"{c.joined:,}", f"{c.activated:,}", f"{c.rate:.0%}")
+    cohorts.add_section()
+    cohorts.add_row(t["activation_nudged"], f"{s.activation_nudged:,}", "", "")
+    cohorts.add_row(t["activation_activated"], "", f"{s.activation_activated:,}", "")
+    console.print(cohorts)
+    if s.hours_groups:
+        console.print(
+            _pairs(
+                t["hours"].format(groups=", ".join(s.hours_groups)),
+                [
+                    (t["hours_notices"], f"{s.hours_notices:,}"),
+                    (t["hours_reminders"], f"{s.hours_reminders:,}"),
+                    (t["hours_members"], f"{s.hours_members:,}"),
+                    (t["hours_strikes"], f"{s.hours_strikes:,}"),
+                    (t["hours_admin_notes"], f"{s.hours_admin_notes:,}"),
+                ],
+            )
+        )
+    console.print(
+        _pairs(
+            t["guard"],
+            [(t["guard_alerts"], f"{s.guard_alerts:,}"), (t["guard_members"], f"{s.guard_members:,}")],
+        )
+    )
+    console.print(
+        _pairs(
+            t["microphone"],
+            [
+                (t["microphone_passes"], f"{s.microphone_passes:,}"),
+                (t["microphone_asked"], f"{s.microphone_asked:,}"),
+                (t["microphone_experts"], f"{s.microphone_experts:,}"),
+            ],
+        )
+    )
+    console.print(
+        _pairs(
+            t["elimination"],
+            [
+                (t["elimination_warned"], f"{s.elimination_warned:,}"),
+                (t["elimination_spared"], f"{s.elimination_spared:,}"),
+                (t["elimination_removed"], f"{s.elimination_removed:,}"),
+                (t["elimination_invited"], f"{s.elimination_invited:,}"),
+            ],
+        )
+    )
+    refs = _table(t["referrals"], t["inviter"], t["invited"], right=(1,))
+    for name, count in s.top_inviters:
+        refs.add_row(escape(name), f"{count:,}")
+    refs.add_section()
+    refs.add_row(t["referrals_total"], f"{s.referrals:,}")
+    refs.add_row(t["referrers"], f"{s.referrers:,}")
+    console.print(refs)
 
 
 def _safe_url(url: str) -> str:

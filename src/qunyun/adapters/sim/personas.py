@@ -369,6 +369,16 @@ _QUESTIONS = (
     "公众号文章的标题有什么技巧吗？",
     "早起总坚持不下来，大家是怎么做到的？",
     "下班后很累，还怎么挤出学习时间？",
+    "Excel 的数据透视表有什么好教程吗？",
+    "Python 处理表格从哪里学起？",
+    "雅思口语怎么准备比较高效？",
+    "英语口语没有语伴，怎么练？",
+    "拆书稿一般怎么写才不像读后感？",
+    "社群运营新人最该先学什么？",
+    "用户增长有哪些入门书推荐？",
+    "Figma 新手有推荐的入门课吗？",
+    "海报排版总是很乱，有什么原则吗？",
+    "写作总是卡在开头，怎么办？",
 )
 
 
@@ -465,14 +475,117 @@ _GOALS = (
 )
 
 
-def intro_text(rng: random.Random, name: str) -> str:
+#: What members say they are good at, by topic: the profile playbook turns these
+#: into expertise tags, and the questions above mention them (so the microphone
+#: finds someone to pass a question to).
+EXPERTISE: dict[str, tuple[str, ...]] = {
+    "reading": ("读书笔记", "拆书", "阅读方法"),
+    "writing": ("写作", "公众号", "复盘"),
+    "english": ("英语口语", "英语听力", "雅思"),
+    "data": ("SQL", "Excel", "Python", "数据分析"),
+    "ops": ("社群运营", "活动策划", "用户增长"),
+    "design": ("Figma", "海报", "思维导图"),
+}
+#: The English names the few members who introduce themselves in English use.
+CITY_EN = {
+    "北京": "Beijing", "上海": "Shanghai", "广州": "Guangzhou", "深圳": "Shenzhen",
+    "杭州": "Hangzhou", "成都": "Chengdu", "武汉": "Wuhan", "南京": "Nanjing",
+}  # fmt: skip
+_JOB_EN = ("product manager", "teacher", "developer", "designer", "student", "analyst")
+_GOAL_EN = ("read more", "speak English again", "learn data analysis", "write every week")
+
+
+def expertise_of(rng: random.Random, topic: str) -> list[str]:
+    """One or two things a member of ``topic`` is good at."""
+    pool = EXPERTISE[topic]
+    return rng.sample(pool, k=min(len(pool), 1 if rng.random() < 0.5 else 2))
+
+
+def intro_text(rng: random.Random, name: str, expertise: list[str]) -> str:
+    """A self-introduction. Most follow the community's card format (``城市：…``,
+    ``擅长：…``, or the same in English), which the profile playbook reads; some
+    forget the expertise line; a quarter are a plain sentence it cannot read."""
     city, job, goal = rng.choice(CITIES), rng.choice(JOBS), rng.choice(_GOALS)
+    skills = "、".join(expertise)
     r = rng.random()
-    if r < 0.4:
+    if r < 0.12:
         return f"大家好，我是{name}，在{city}做{job}，想在这里{goal}，请多关照！"
-    if r < 0.75:
-        return f"自我介绍一下～\n昵称：{name}\n城市：{city}\n职业：{job}\n想收获：{goal}"
-    return f"新人报到！{city}的{job}一枚，最近想{goal}，希望和大家一起进步。"
+    if r < 0.24:
+        return f"新人报到！{city}的{job}一枚，最近想{goal}，希望和大家一起进步。"
+    if r < 0.64:
+        lines = ["自我介绍一下～", f"昵称：{name}", f"城市：{city}", f"职业：{job}"]
+        if rng.random() < 0.8:
+            lines.append(f"擅长：{skills}")
+        lines.append(f"想收获：{goal}")
+        return "\n".join(lines)
+    if r < 0.82:
+        head = "#自我介绍 " if rng.random() < 0.5 else ""
+        tail = f"【擅长】{skills}" if rng.random() < 0.8 else ""
+        return f"{head}【城市】{city}【职业】{job}\n{tail}【想学】{goal}"
+    lines = ["#intro", f"City: {CITY_EN[rng.choice(tuple(CITY_EN))]}", f"Role: {rng.choice(_JOB_EN)}"]
+    if rng.random() < 0.8:
+        lines.append(f"Skills: {', '.join(expertise)}")
+    lines.append(f"Looking for: {rng.choice(_GOAL_EN)}")
+    return "\n".join(lines)
+
+
+def expertise_line(rng: random.Random, expertise: list[str]) -> str:
+    """The line a member posts when asked for the expertise their card lacks."""
+    return rng.choice(("擅长：{s}", "补充一下，擅长：{s}", "【擅长】{s}")).format(s="、".join(expertise))
+
+
+def hello_text(rng: random.Random) -> str:
+    """A quiet newcomer's first word after the bot's friendly nudge."""
+    return rng.choice(
+        (
+            "大家好，潜水两天了，来冒个泡👋",
+            "hello 各位，新人报到，先围观学习",
+            "大家好～最近有点忙，今天终于来打个招呼",
+            "冒泡！很高兴加入，一起加油",
+        )
+    )
+
+
+def still_here_text(rng: random.Random) -> str:
+    """A warned member's answer: they are still around."""
+    return rng.choice(
+        (
+            "我还在！最近太忙了，这周开始恢复打卡",
+            "在的在的，一直在看大家的分享",
+            "抱歉最近没怎么说话，我还想留下来",
+            "收到提醒，我还在，今天起每天打卡",
+        )
+    )
+
+
+def ack_text(rng: random.Random) -> str:
+    """Acknowledging the group rules (the rules playbook's default keywords)."""
+    return rng.choice(("我已阅读", "我已阅读，会遵守的", "我已阅读群规👌", "I agree"))
+
+
+#: Heated exchanges: each line carries a word the guard counts as hostile.
+_BARBS = (
+    "你懂什么，闭嘴吧",
+    "你有病吧，这都不知道",
+    "放屁，根本不是这样",
+    "白痴才会这么想",
+    "你才是神经病",
+    "不懂就别装，闭嘴",
+    "真是脑残言论",
+    "滚开，懒得跟你说",
+)
+_RETORTS = (
+    "你这话说得也太过分了",
+    "我说的是事实，你自己查查",
+    "你根本没看我说的是什么",
+    "行，你说的都对",
+    "能不能好好说话？",
+)
+
+
+def argument_lines(rng: random.Random, n: int) -> list[str]:
+    """``n`` lines of a quarrel, a barb every second line or so."""
+    return [rng.choice(_BARBS) if i % 2 == 0 or rng.random() < 0.4 else rng.choice(_RETORTS) for i in range(n)]
 
 
 def greet_text(rng: random.Random, name: str) -> str:

@@ -17,8 +17,12 @@ what others do next — an answer to a question, a 👍 on a good share, a
 simulation what the bot did in the hour just handled, and members react to
 it: a newcomer who was welcomed often introduces themselves, a member
 reminded to check in often does, a spammer the bot removed is gone (the
-platform reports the removal as a ``member_left`` event). Without
-``observe`` the community lives as if no bot were there.
+platform reports the removal as a ``member_left`` event). Newcomers answer
+the entry quiz (mostly right), acknowledge the rules, say hello after the
+activation nudge, answer questions the microphone passes them, keep quiet
+in the reading club while it is closed, speak up when warned of removal;
+people on the waiting list join when invited. Without ``observe`` the
+community lives as if no bot were there.
 
 Everything is drawn from one ``random.Random(seed)`` and nothing iterates
 over an unordered collection, so the same seed and the same observations
@@ -54,6 +58,68 @@ CORE_SHARE = 0.40
 WAVE_SHARE = 0.48
 #: Domain the big names share material from; the demo config allow-lists it.
 SHARE_DOMAIN = "mp.weixin.qq.com"
+#: The study group with open hours (the second group, when there is one).
+HOURS_GROUP = "g-reading"
+#: Its open windows, local time, whole hours: [start, end).
+OPEN_HOURS: tuple[tuple[int, int], ...] = ((6, 9), (12, 14), (19, 23))
+#: People on the waiting list for a place (extra to ``members``), per member.
+WAITLIST_SHARE = 0.04
+#: Daily chance, per group, that two members start quarrelling.
+QUARREL_P = 0.12
+#: The entry quiz of the demo's gate: choice questions, answered by letter, so
+#: that the same answers pass in both languages.
+QUIZ: list[dict[str, Any]] = [
+    {
+        "question": {
+            "zh-CN": "每天晚上几点提醒还没打卡的同学？",
+            "en": "At what time are members who have not checked in reminded?",
+        },
+        "choices": ["07:00", "12:00", "21:00"],
+        "answers": ["C"],
+    },
+    {
+        "question": {
+            "zh-CN": "每周的主题分享在星期几晚上？",
+            "en": "On which evening is the weekly themed share?",
+        },
+        "choices": ["周一 Mon", "周三 Wed", "周六 Sat"],
+        "answers": ["B"],
+    },
+    {
+        "question": {
+            "zh-CN": "打卡消息要以哪个词开头？",
+            "en": "Which word does a check-in message start with?",
+        },
+        "choices": ["打卡", "签到", "#checkin"],
+        "answers": ["A"],
+    },
+    {
+        "question": {
+            "zh-CN": "连续打卡几天可以拿到第一次额外奖励？",
+            "en": "How many days in a row earn the first streak bonus?",
+        },
+        "choices": ["3", "7", "100"],
+        "answers": ["B"],
+    },
+    {
+        "question": {
+            "zh-CN": "可以在群里发推广链接和二维码吗？",
+            "en": "May you post promotional links or QR codes in the group?",
+        },
+        "choices": ["可以 Yes", "不可以 No"],
+        "answers": ["B"],
+    },
+]
+#: How members of each persona meet the bot: (answers the quiz at once,
+#: gets a quiz answer right, acknowledges the rules at once, says hello after
+#: the activation nudge, speaks up when warned of removal, answers when the
+#: microphone is passed to them).
+_ANSWERS_QUIZ = {"big_name": 0.98, "regular": 0.95, "lurker": 0.8, "spammer": 0.0}
+_RIGHT = {"big_name": 0.97, "regular": 0.92, "lurker": 0.82, "spammer": 0.0}
+_ACKS = {"big_name": 0.97, "regular": 0.92, "lurker": 0.6, "spammer": 0.0}
+_HELLO = {"big_name": 0.9, "regular": 0.75, "lurker": 0.35, "spammer": 0.0}
+_STILL_HERE = {"big_name": 0.95, "regular": 0.9, "lurker": 0.4, "spammer": 0.0}
+_EXPERT_ANSWERS = {"big_name": 0.85, "regular": 0.65, "lurker": 0.4, "spammer": 0.0}
 
 _DAY = 86_400.0
 _HOUR = 3_600.0
@@ -122,6 +188,20 @@ class SimMember:
     welcomed: dict[str, bool] = field(default_factory=dict)
     warnings: int = 0
     messages: int = 0
+    #: what they are good at (their intro's 擅长 line)
+    expertise: list[str] = field(default_factory=list)
+    #: on the waiting list: joins only when the bot invites them
+    waiting: bool = False
+    #: acknowledged the rules (or an acknowledgement is on its way)
+    acked: bool = False
+    #: group → the right letters of the quiz the gate last gave them
+    quiz: dict[str, list[str]] = field(default_factory=dict)
+    #: group → whether they answered that quiz (or an answer is on its way)
+    answered: dict[str, bool] = field(default_factory=dict)
+    #: group → the simulated time until which they keep quiet (told off by hours)
+    hushed: dict[str, float] = field(default_factory=dict)
+    #: what they already reacted to once: "hello", "alive:<group>", "card"
+    done: set[str] = field(default_factory=set)
 
     @property
     def home(self) -> str:
@@ -278,9 +358,30 @@ class Simulation:
                 traits=traits,
                 joins=joins,
             )
+            member.expertise = P.expertise_of(rng, traits.topic)
             member.status = dict.fromkeys(joins, "pending")
             self.members.append(member)
+        # The waiting list: people who want in once a place frees up. They join
+        # only when the bot invites them (elimination), one list per group.
+        for j in range(round(n_members * WAITLIST_SHARE)):
+            kind = "regular" if rng.random() < 0.4 else "lurker"
+            traits = P.draw_traits(kind, rng)
+            group = keys[j % n_groups]
+            member = SimMember(
+                uid=f"u-{n_members + j + 1:0{width}d}",
+                name=P.member_name(rng, taken),
+                persona=kind,
+                traits=traits,
+                joins={group: -1},
+                waiting=True,
+            )
+            member.expertise = P.expertise_of(rng, traits.topic)
+            member.status = {group: "pending"}
+            self.members.append(member)
         self._by_uid = {m.uid: m for m in self.members}
+        #: Two big names help the owner run the community (role admin).
+        self.admins = [m.uid for m in self.members[1:3] if m.persona == "big_name"]
+        self.hours_group = HOURS_GROUP if HOURS_GROUP in keys else None
         sizes = dict.fromkeys(keys, 0)
         for m in self.members:
             for g in m.joins:
@@ -306,10 +407,21 @@ class Simulation:
         return self.members[0]
 
     def persona_counts(self) -> dict[str, int]:
+        """Members by persona (the waiting list not included)."""
         counts = dict.fromkeys(P.PERSONAS, 0)
         for m in self.members:
-            counts[m.persona] += 1
+            if not m.waiting:
+                counts[m.persona] += 1
         return counts
+
+    @property
+    def waitlist(self) -> dict[str, list[str]]:
+        """Group key → the user ids waiting for a place there, in order."""
+        out: dict[str, list[str]] = {}
+        for m in self.members:
+            if m.waiting:
+                out.setdefault(m.home, []).append(m.uid)
+        return out
 
     def member(self, uid: str) -> SimMember | None:
         return self._by_uid.get(uid)
@@ -326,7 +438,36 @@ class Simulation:
     # ------------------------------------------------------------ the config
 
     def config_yaml(self, locale: str = "zh-CN") -> str:
-        """The demo community's configuration: every built-in playbook on."""
+        """The demo community's configuration: a 30-day learning camp.
+
+        The playbooks run in this order: moderation first (spam never reaches
+        the others), then the entry gate (a quiz after the join: its answers
+        are not seen by the playbooks after it), the rules, the welcome, the
+        profile cards, activation, open hours (the reading club only),
+        the microphone, check-in, FAQ, levels, the quarrel guard, weekly
+        elimination of the silent, and referrals.
+        """
+        waitlist = self.waitlist
+        groups: list[dict[str, Any]] = []
+        for g in self.groups:
+            spec: dict[str, Any] = {"id": g.key, "platform": self.platform, "name": g.name[locale]}
+            overrides: dict[str, Any] = {}
+            if g.key == self.hours_group:
+                overrides["hours"] = {
+                    "enabled": True,
+                    "windows": {"daily": [f"{a:02d}:00-{b:02d}:00" for a, b in OPEN_HOURS]},
+                    "strikes": True,
+                    "max_strikes": 3,
+                    "strike_action": "notify_admins",
+                }
+            if waitlist.get(g.key):
+                overrides["elimination"] = {"waitlist": waitlist[g.key]}
+            if overrides:
+                spec["playbooks"] = overrides
+            groups.append(spec)
+        roles: dict[str, list[str]] = {"owner": [self.owner.uid]}
+        if self.admins:
+            roles["admin"] = list(self.admins)
         doc = {
             "communities": [
                 {
@@ -334,17 +475,42 @@ class Simulation:
                     "name": "晨光成长营" if locale == "zh-CN" else "Morning Light Learning Camp",
                     "timezone": self.timezone,
                     "locale": locale,
-                    "roles": {"owner": [self.owner.uid]},
-                    "groups": [
-                        {"id": g.key, "platform": self.platform, "name": g.name[locale]}
-                        for g in self.groups
-                    ],
+                    "roles": roles,
+                    "groups": groups,
                     "playbooks": {
                         "moderation": {"links": {"allow_domains": [SHARE_DOMAIN]}},
+                        "gate": {
+                            "mode": "quiz",
+                            "after_join": True,
+                            "quiz": QUIZ,
+                            "quiz_count": 2,
+                            "max_attempts": 3,
+                            "deadline_hours": 24,
+                            "remind_before_hours": 6,
+                        },
+                        "rules": {
+                            "ack_hours": 48,
+                            "reminder_hours": 24,
+                            "consequence": "notify_admins",
+                        },
                         "welcome": {},
+                        "profile": {},
+                        "activation": {"hours": 24, "activation_days": 7},
+                        # open hours only where a group overrides this
+                        "hours": {"enabled": False},
+                        "microphone": {"experts": 2, "daily_cap": 10},
                         "checkin": {},
                         "faq": {"entries": FAQ_ENTRIES},
                         "levels": {},
+                        "guard": {},
+                        "elimination": {
+                            "period": "0 10 * * 1",
+                            "kpi": "messages + checkins >= 1",
+                            "window_days": 10,
+                            "grace_days": 10,
+                            "deadline_days": 3,
+                        },
+                        "referrals": {},
                     },
                 }
             ]
@@ -408,6 +574,9 @@ class Simulation:
             if atype == "remove":
                 self._removed(str(action.get("member", "")), group, base)
                 continue
+            if atype == "invite":
+                self._invited(str(action.get("member", "")), group, base)
+                continue
             if atype not in ("send", "direct"):
                 continue
             targets = [str(u) for u in action.get("mentions") or ()]
@@ -457,9 +626,97 @@ class Simulation:
             m.boost += 0.3
             if rng.random() < 0.3:
                 self._push(self._later(base, 10), "thanks", uid, group, None)
+        elif playbook == "gate":
+            self._gate(m, group, str(action.get("text") or ""), base)
+        elif playbook == "rules":
+            if not m.acked:
+                first = "rules" not in m.done
+                m.done.add("rules")
+                if rng.random() < (_ACKS[m.persona] if first else 0.5):
+                    m.acked = True
+                    self._push(self._later(base, 30 if first else 60), "ack", uid, group)
+        elif playbook == "activation":
+            m.boost += 1.0
+            if "hello" not in m.done and rng.random() < _HELLO[m.persona]:
+                m.done.add("hello")
+                self._push(self._later(base, 90), "hello", uid, group)
+        elif playbook == "profile":
+            # a direct message asking for the card's missing expertise
+            if action.get("type") == "direct" and "card" not in m.done:
+                m.done.add("card")
+                if rng.random() < 0.5:
+                    self._push(self._later(base, 120), "card", uid, group)
+        elif playbook == "hours":
+            m.boost = 0.0
+            if rng.random() < 0.8:  # most keep quiet until the group opens again
+                m.hushed[group] = self._next_opening(base)
+        elif playbook == "microphone":
+            if uid in (action.get("mentions") or ()) and action.get("reply_to"):
+                m.boost += 0.3
+                asker = self._authors.get(str(action["reply_to"]))
+                if asker is not None and rng.random() < _EXPERT_ANSWERS[m.persona]:
+                    self._count("expert_answer")
+                    self._push(
+                        self._later(base, 30),
+                        "answer",
+                        uid,
+                        group,
+                        {"q": str(action["reply_to"]), "asker": asker[0]},
+                    )
+        elif playbook == "elimination":
+            # warned in the group and by direct message: react once, to the latter
+            key = f"alive:{group}"
+            if action.get("type") == "direct" and key not in m.done:
+                m.done.add(key)
+                m.vigor = max(m.vigor, 0.6)
+                if rng.random() < _STILL_HERE[m.persona]:
+                    self._push(self._later(base, 240), "still_here", uid, group)
         else:
             m.boost += 0.5
         m.boost = min(m.boost, 3.0)
+
+    def _gate(self, m: SimMember, group: str, text: str, base: float) -> None:
+        """The gate's quiz (its questions found in the text), or a reminder of it."""
+        rng = self.rng
+        if m.persona == "spammer":
+            return  # they came to post ads, not to take a quiz
+        found = sorted(
+            (pos, i)
+            for i, q in enumerate(QUIZ)
+            for pos in [max(text.find(q["question"]["zh-CN"]), text.find(q["question"]["en"]))]
+            if pos >= 0
+        )
+        if found:
+            m.quiz[group] = [QUIZ[i]["answers"][0] for _, i in found]
+            m.answered[group] = False
+            first = f"quiz:{group}" not in m.done
+            m.done.add(f"quiz:{group}")
+            # a new set after a failed attempt is answered by all who tried once
+            if not first or rng.random() < _ANSWERS_QUIZ[m.persona]:
+                m.answered[group] = True
+                self._push(self._later(base, 25 if first else 10), "quiz", m.uid, group)
+        elif m.quiz.get(group) and not m.answered.get(group) and rng.random() < 0.4:
+            # the reminder before the deadline: some answer now
+            m.answered[group] = True
+            self._push(self._later(base, 30), "quiz", m.uid, group)
+
+    def _next_opening(self, t: float) -> float:
+        """When the hours group next opens after ``t`` (simulated seconds)."""
+        day, rest = divmod(t, _DAY)
+        hod = rest / _HOUR
+        for a, _ in OPEN_HOURS:
+            if a > hod:
+                return day * _DAY + a * _HOUR
+        return (day + 1) * _DAY + OPEN_HOURS[0][0] * _HOUR
+
+    def _invited(self, uid: str, group: str, base: float) -> None:
+        """The bot invited someone waiting for a place: they accept within hours."""
+        m = self._by_uid.get(uid)
+        if m is None or m.status.get(group) != "pending" or m.persona == "spammer":
+            return
+        self._count("invited")
+        when = base + self.rng.uniform(0.5, 8) * _HOUR
+        self._push(when, "join", uid, group, {"invited": True})
 
     def _removed(self, uid: str, group: str, base: float) -> None:
         m = self._by_uid.get(uid)
@@ -499,6 +756,7 @@ class Simulation:
         # arrivals
         for m, group in self._joins_by_day.get(day, ()):
             self._push(d0 + self._join_second(m, day, group), "join", m.uid, group)
+        self._quarrels(day)
         for m in self.members:
             for group, status in m.status.items():
                 if status != "in":
@@ -521,7 +779,16 @@ class Simulation:
                     if rng.random() < min(0.99, p):
                         hour = m.traits.checkin_hour + rng.gauss(0, 0.4)
                         hour = min(23.9, max(5.5, hour))
+                        if group == self.hours_group and not _open_at(hour) and rng.random() < 0.85:
+                            # they know the group's hours: most check in while it is open
+                            a, b = rng.choice(OPEN_HOURS)
+                            hour = rng.uniform(a, b - 0.1)
                         self._push(d0 + hour * _HOUR, "checkin", m.uid, group)
+
+    def _quarrels(self, day: int) -> None:
+        for g in self.groups:
+            if self.rng.random() < QUARREL_P:
+                self._quarrel(day * _DAY, g.key)
 
     def _join_second(self, m: SimMember, day: int, group: str) -> float:
         rng = self.rng
@@ -549,10 +816,12 @@ class Simulation:
         for g in self.groups:
             state = self._state[g.key]
             base = shape * g.factor
+            if g.key == self.hours_group and not _open_at(hod):
+                base *= 0.2  # the group rests: most people wait for it to open
             for uid in list(state.present):
                 m = self._by_uid[uid]
                 talk = m.traits.talk
-                if talk <= 0:
+                if talk <= 0 or m.hushed.get(g.key, 0.0) > t0:
                     continue
                 rate = (
                     talk * m.vigor * (1 + m.boost * m.traits.responsive) * base * m.share_of(g.key)
@@ -568,7 +837,7 @@ class Simulation:
         status = m.status.get(group)
         if kind == "join":
             if status == "pending":
-                self._join(t, m, group)
+                self._join(t, m, group, invited=bool(data and data.get("invited")))
             return
         if kind == "kicked":
             self._emit(t, m, group, "member_left", {"by": BOT_ID})
@@ -626,19 +895,49 @@ class Simulation:
         elif kind == "spam_repeat":
             assert data is not None
             self._message(t, m, group, data["text"], kind="spam")
+        elif kind == "quiz":
+            self._quiz_answer(t, m, group)
+        elif kind == "ack":
+            self._message(t, m, group, P.ack_text(self.rng), kind="ack")
+        elif kind == "hello":
+            if not m.introduced.get(group) and self.rng.random() < 0.4:
+                m.introduced[group] = True
+                self._intro(t, m, group)
+            else:
+                self._message(t, m, group, P.hello_text(self.rng), kind="chat")
+        elif kind == "card":
+            self._message(t, m, group, P.expertise_line(self.rng, m.expertise), kind="card")
+        elif kind == "still_here":
+            self._message(t, m, group, P.still_here_text(self.rng), kind="chat")
+            m.boost = min(3.0, m.boost + 1.0)
+        elif kind == "barb":
+            assert data is not None
+            who = self._by_uid[data["to"]]
+            if who.status.get(group) == "in":
+                self._message(
+                    t, m, group, data["text"], kind="barb", mentions=[who.uid], prefix=f"@{who.name} "
+                )
         elif kind == "leave":
             m.status[group] = "left"
             self._state[group].remove(m.uid)
             self._emit(t, m, group, "member_left", {"by": None})
             self._count("leave")
 
-    def _join(self, t: float, m: SimMember, group: str) -> None:
+    def _join(self, t: float, m: SimMember, group: str, *, invited: bool = False) -> None:
         rng = self.rng
         m.status[group] = "in"
         self._state[group].add(m.uid)
         day = int(t // _DAY)
+        if m.waiting:
+            m.joins[group] = day
         if m is self.owner:
             fields: dict[str, Any] = {"via": "unknown", "inviter": None}
+        elif invited:
+            fields = {"via": "invite", "inviter": None}  # the bot's invitation
+        elif day == 0 and group == m.home and m.persona != "big_name":
+            # the seed members bring in their friends
+            inviter = self._pick(group, exclude=m.uid, personas=("big_name",))
+            fields = {"via": "invite", "inviter": inviter or self.owner.uid}
         elif day == 0 or group != m.home:
             fields = {"via": "invite", "inviter": self.owner.uid}
         elif day in WAVE_DAYS:
@@ -754,7 +1053,7 @@ class Simulation:
 
     def _intro(self, t: float, m: SimMember, group: str) -> None:
         rng = self.rng
-        msg = self._message(t, m, group, P.intro_text(rng, m.name), kind="intro")
+        msg = self._message(t, m, group, P.intro_text(rng, m.name, m.expertise), kind="intro")
         self._count("intro")
         for chance in (0.7, 0.3):
             if rng.random() < chance:
@@ -763,6 +1062,42 @@ class Simulation:
                     self._push(
                         self._later(t, 15), "greet", who, group, {"newcomer": m.uid, "msg": msg}
                     )
+
+    def _quiz_answer(self, t: float, m: SimMember, group: str) -> None:
+        rng = self.rng
+        right = m.quiz.get(group) or []
+        letters = []
+        for letter in right:
+            if rng.random() >= _RIGHT[m.persona]:
+                letter = rng.choice([c for c in "ABC" if c != letter])
+            letters.append(letter)
+        if rng.random() < 0.7:
+            text = " ".join(f"{n} {c}" for n, c in enumerate(letters, 1))
+        else:
+            text = "\n".join(f"{n}. {c.lower() if rng.random() < 0.3 else c}" for n, c in enumerate(letters, 1))
+        self._message(t, m, group, text, kind="quiz")
+        self._count("quiz_answer")
+
+    def _quarrel(self, d0: float, group: str) -> None:
+        """Two members start trading barbs: fast, alternating, @-mentioning each other."""
+        rng = self.rng
+        staff = {self.owner.uid, *self.admins}
+        pool = [
+            u
+            for u in self._state[group].present
+            if u not in staff and self._by_uid[u].persona in ("regular", "lurker")
+            and self._by_uid[u].traits.talk > 0
+        ]
+        if len(pool) < 2:
+            return
+        a, b = rng.sample(pool, 2)
+        when = d0 + rng.uniform(10, 22) * _HOUR
+        lines = P.argument_lines(rng, rng.randint(6, 8))
+        for i, text in enumerate(lines):
+            speaker, other = (a, b) if i % 2 == 0 else (b, a)
+            self._push(when, "barb", speaker, group, {"to": other, "text": text})
+            when += rng.uniform(25, 75)
+        self._count("quarrel")
 
     def _spam(self, t: float, m: SimMember, group: str) -> None:
         rng = self.rng
@@ -881,6 +1216,11 @@ class Simulation:
             **fields,
         }
         self._out.append(parse_event(data))
+
+
+def _open_at(hour: float) -> bool:
+    """Whether the hours group is open at this local hour of the day."""
+    return any(a <= hour < b for a, b in OPEN_HOURS)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
