@@ -7,14 +7,18 @@ import sys
 from qunyun.cli import (  # noqa: F401  (registers commands)
     admin,
     demo,
+    digest,
     elimination,
     export,
     gate,
     imports,
+    knowledge,
+    ledger,
     link,
     members,
     replay,
     report,
+    sessions,
 )
 from qunyun.cli.app import app
 from qunyun.core.errors import QunyunError

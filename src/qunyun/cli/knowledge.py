@@ -1,0 +1,3 @@
+"""Placeholder: the `knowledge` commands are being built (see the open issue)."""
+
+from __future__ import annotations

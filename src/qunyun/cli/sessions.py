@@ -1,0 +1,3 @@
+"""Placeholder: the `sessions` commands are being built (see the open issue)."""
+
+from __future__ import annotations

@@ -1,0 +1,13 @@
+"""digest: being built (see the open issue); does nothing yet."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from qunyun.engine import Playbook
+
+
+class Digest(Playbook):
+    id = "digest"
+    handles = frozenset({"message"})
+    summary: ClassVar[dict[str, str]] = {"zh-CN": "建设中。", "en": "Being built."}
