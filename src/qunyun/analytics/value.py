@@ -1,0 +1,310 @@
+"""Member value: an engagement score that decays, levels that only drop at period ends, archetypes.
+
+**Score.** Each local day a member earns activity points from their rollup
+counters (:data:`POINTS`: a message 1, a reply or a link 1 more, a check-in
+1, a reaction received or a mention received 0.5, …), at most
+:data:`DAILY_CAP` a day so a flood buys nothing. The score on a day is the
+sum of all earlier days' points, each halved every :data:`HALF_LIFE_DAYS`
+(14) days: ``s(d) = s(d-1) · 2^(-1/14) + points(d)``. Days more than
+:data:`LOOKBACK_DAYS` back weigh less than 0.3% and are not read.
+
+**Levels.** :data:`LEVELS` thresholds on the score (core ≥ 100 ≈ five
+points a day kept up; active ≥ 20 ≈ one a day; casual ≥ 3; dormant below).
+A level rises on the day the score reaches it but only falls at a period
+boundary (the first day of a calendar month by default): the level shown on
+a day is the highest level the score reached since the current period began.
+A member who goes quiet mid-month keeps their level until the 1st.
+
+**Archetypes** (seed 003 §8), judged on the last :data:`ARCHETYPE_DAYS`
+(28) days, first rule that matches:
+
+1. ``admin`` — holds the owner, admin or assistant role in a group;
+2. ``lurker`` — fewer than :data:`LURKER_MAX_MESSAGES` (3) messages;
+3. ``big_name`` — in the top 5% of the community by attention received
+   (reactions + mentions received), with at least
+   :data:`BIG_NAME_MIN_ATTENTION` (20) and ≥ 1 attention per message;
+4. ``answerer`` — answered ≥ 3 questions of others, and more than they asked;
+5. ``sharer`` — ≥ 3 links or media, at least 20% of their messages;
+6. ``asker`` — asked ≥ 2 questions, more than they answered;
+7. ``member`` — everyone else who talks.
+
+Questions and answers come from :mod:`qunyun.analytics.replies` (a batch
+read of the period's messages); everything else from rollups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from sqlalchemy import Connection, select
+
+from qunyun.analytics import replies
+from qunyun.store import models as m
+
+HALF_LIFE_DAYS = 14.0
+LOOKBACK_DAYS = 120
+DAILY_CAP = 30.0
+#: Activity points per rollup counter.
+POINTS: dict[str, float] = {
+    "messages": 1.0,
+    "replies": 1.0,
+    "links": 1.0,
+    "media": 0.5,
+    "checkins": 1.0,
+    "reactions_given": 0.2,
+    "reactions_received": 0.5,
+    "mentions_received": 0.5,
+}
+#: (level, lowest score), highest first.
+LEVELS: tuple[tuple[str, float], ...] = (("core", 100.0), ("active", 20.0), ("casual", 3.0), ("dormant", 0.0))
+Period = Literal["month", "week"]
+PERIOD: Period = "month"
+
+ARCHETYPE_DAYS = 28
+LURKER_MAX_MESSAGES = 3
+BIG_NAME_TOP_SHARE = 0.05
+BIG_NAME_MIN_ATTENTION = 20
+ANSWERER_MIN = 3
+SHARER_MIN = 3
+SHARER_SHARE = 0.2
+ASKER_MIN = 2
+ADMIN_ROLES = frozenset({"owner", "admin", "assistant"})
+
+LEVEL_LABELS: dict[str, dict[str, str]] = {
+    "core": {"zh-CN": "核心", "en": "core"},
+    "active": {"zh-CN": "活跃", "en": "active"},
+    "casual": {"zh-CN": "偶尔参与", "en": "casual"},
+    "dormant": {"zh-CN": "沉寂", "en": "dormant"},
+}
+
+#: Archetype → label and what they get from the community (seed 003 §8, our words).
+ARCHETYPES: dict[str, dict[str, dict[str, str]]] = {
+    "admin": {
+        "label": {"zh-CN": "管理员", "en": "admin"},
+        "gets": {
+            "zh-CN": "锻炼组织能力，获得运营津贴，也能第一时间看到好点子",
+            "en": "practice in running a group, an allowance, and first sight of good ideas",
+        },
+    },
+    "big_name": {
+        "label": {"zh-CN": "大咖", "en": "big name"},
+        "gets": {
+            "zh-CN": "影响力和关注者，真实问题带来的研究方向，也能发现人才和项目",
+            "en": "reach and followers, real problems to study, people and projects to discover",
+        },
+    },
+    "answerer": {
+        "label": {"zh-CN": "答疑者", "en": "answerer"},
+        "gets": {
+            "zh-CN": "被认可、被感谢，最佳回答奖励，以及检验自己方法的机会",
+            "en": "recognition and thanks, best-answer rewards, a test bed for their methods",
+        },
+    },
+    "sharer": {
+        "label": {"zh-CN": "分享者", "en": "sharer"},
+        "gets": {
+            "zh-CN": "展示自己的舞台、打赏与奖励，可能的合作机会",
+            "en": "a stage to show their work, tips and rewards, possible collaborations",
+        },
+    },
+    "asker": {
+        "label": {"zh-CN": "提问者", "en": "asker"},
+        "gets": {
+            "zh-CN": "实际问题得到解决，认识能帮上忙的人",
+            "en": "their actual problems solved, and people who can help",
+        },
+    },
+    "lurker": {
+        "label": {"zh-CN": "潜水者", "en": "lurker"},
+        "gets": {
+            "zh-CN": "旁观别人的好想法一起成长，需要时能找到高手",
+            "en": "growing by watching good ideas go by, experts within reach when needed",
+        },
+    },
+    "member": {
+        "label": {"zh-CN": "普通成员", "en": "member"},
+        "gets": {
+            "zh-CN": "同伴、交流和日常的学习节奏",
+            "en": "company, conversation and a daily rhythm of learning",
+        },
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberValue:
+    #: ``members.id`` (the key of rollups).
+    member_id: int
+    name: str
+    score: float
+    level: str
+    archetype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """What a member did in the archetype window."""
+
+    messages: int = 0
+    links_media: int = 0
+    attention: int = 0
+    questions: int = 0
+    answers: int = 0
+    role: str = "member"
+
+
+# ------------------------------------------------------------ pure functions
+
+
+def daily_points(counters: Mapping[str, int]) -> float:
+    """Activity points of one member-day from its rollup counters, capped at :data:`DAILY_CAP`."""
+    return min(DAILY_CAP, sum(POINTS[k] * max(0, int(counters.get(k, 0) or 0)) for k in POINTS))
+
+
+def scores_by_day(
+    points: Mapping[date, float], start: date, end: date, *, half_life: float = HALF_LIFE_DAYS
+) -> dict[date, float]:
+    """The decayed score on every day from ``start`` to ``end`` (points before ``start`` count too)."""
+    if end < start:
+        return {}
+    keep = 2 ** (-1.0 / half_life)
+    days = sorted(d for d in points if d <= end)
+    out: dict[date, float] = {}
+    score = 0.0
+    i = 0
+    d = min([*days, start])
+    while d <= end:
+        score *= keep
+        while i < len(days) and days[i] == d:
+            score += points[d]
+            i += 1
+        if d >= start:
+            out[d] = score
+        d += timedelta(days=1)
+    return out
+
+
+def level_of(score: float) -> str:
+    for name, low in LEVELS:
+        if score >= low:
+            return name
+    return LEVELS[-1][0]
+
+
+def period_start(day: date, period: Period = PERIOD) -> date:
+    """The first day of the period ``day`` is in (the 1st of its month, or its Monday)."""
+    if period == "month":
+        return day.replace(day=1)
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    raise ValueError(f"unknown period {period!r}: use 'month' or 'week'")
+
+
+def held_level(points: Mapping[date, float], as_of: date, period: Period = PERIOD) -> tuple[float, str]:
+    """The score on ``as_of`` and the level held then: the highest reached since the period began."""
+    start = period_start(as_of, period)
+    daily = scores_by_day(points, start, as_of)
+    rank = {name: i for i, (name, _) in enumerate(LEVELS)}
+    best = min((level_of(s) for s in daily.values()), key=lambda n: rank[n], default=LEVELS[-1][0])
+    return daily.get(as_of, 0.0), best
+
+
+def archetype(b: Behaviour, big_name_cut: float) -> str:
+    """The archetype of a member with behaviour ``b`` (rules in the module docstring)."""
+    if b.role in ADMIN_ROLES:
+        return "admin"
+    if b.messages < LURKER_MAX_MESSAGES:
+        return "lurker"
+    if b.attention >= max(BIG_NAME_MIN_ATTENTION, big_name_cut) and b.attention >= b.messages:
+        return "big_name"
+    if b.answers >= ANSWERER_MIN and b.answers > b.questions:
+        return "answerer"
+    if b.links_media >= SHARER_MIN and b.links_media >= SHARER_SHARE * b.messages:
+        return "sharer"
+    if b.questions >= ASKER_MIN and b.questions > b.answers:
+        return "asker"
+    return "member"
+
+
+def big_name_cut(attention: list[int]) -> float:
+    """The attention a member needs to be in the community's top :data:`BIG_NAME_TOP_SHARE`."""
+    ranked = sorted((a for a in attention if a > 0), reverse=True)
+    if not ranked:
+        return math.inf
+    k = max(1, math.ceil(BIG_NAME_TOP_SHARE * len(attention)))
+    return float(ranked[min(k, len(ranked)) - 1])
+
+
+# ------------------------------------------------------------------ database
+
+
+def member_values(
+    conn: Connection, community: str, as_of: date, *, period: Period = PERIOD
+) -> list[MemberValue]:
+    """Every (non-erased) member of ``community`` seen in the last :data:`LOOKBACK_DAYS` days.
+
+    Sorted by score, highest first.
+    """
+    r = m.table(m.Rollup)
+    first = as_of - timedelta(days=LOOKBACK_DAYS)
+    window = as_of - timedelta(days=ARCHETYPE_DAYS - 1)
+    cols = [getattr(r.c, k) for k in POINTS]
+    points: dict[int, dict[date, float]] = defaultdict(lambda: defaultdict(float))
+    seen: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    q = select(r.c.member_id, r.c.day, *cols).where(
+        r.c.community_id == community, r.c.day >= first, r.c.day <= as_of
+    )
+    for row in conn.execute(q):
+        mid, day = int(row[0]), row[1]
+        counters = dict(zip(POINTS, (int(v or 0) for v in row[2:]), strict=True))
+        points[mid][day] += daily_points(counters)
+        if day >= window:
+            s = seen[mid]
+            s["messages"] += counters["messages"]
+            s["links_media"] += counters["links"] + counters["media"]
+            s["attention"] += counters["reactions_received"] + counters["mentions_received"]
+    mem = m.table(m.Member)
+    ms = m.table(m.Membership)
+    g = m.table(m.Group)
+    people = {
+        int(mid): (uid, name)
+        for mid, uid, name, erased in conn.execute(
+            select(mem.c.id, mem.c.user_id, mem.c.name, mem.c.erased).where(mem.c.community_id == community)
+        )
+        if not erased
+    }
+    roles: dict[int, str] = {}
+    for mid, role in conn.execute(
+        select(ms.c.member_id, ms.c.role)
+        .select_from(ms.join(g, g.c.id == ms.c.group_id))
+        .where(g.c.community_id == community, ms.c.status == "active")
+    ):
+        if role in ADMIN_ROLES:
+            roles[int(mid)] = role
+    qa = replies.member_questions_and_answers(conn, community, window, as_of)
+    by_uid = {uid: mid for mid, (uid, _) in people.items()}
+    qa_by_id = {by_uid[u]: v for u, v in qa.items() if u in by_uid}
+    members = [mid for mid in points if mid in people]
+    cut = big_name_cut([seen[mid]["attention"] for mid in members])
+    out = []
+    for mid in members:
+        score, level = held_level(points[mid], as_of, period)
+        s = seen.get(mid, {})
+        asked, answered = qa_by_id.get(mid, (0, 0))
+        b = Behaviour(
+            messages=s.get("messages", 0),
+            links_media=s.get("links_media", 0),
+            attention=s.get("attention", 0),
+            questions=asked,
+            answers=answered,
+            role=roles.get(mid, "member"),
+        )
+        uid, name = people[mid]
+        out.append(MemberValue(mid, name or uid, round(score, 2), level, archetype(b, cut)))
+    out.sort(key=lambda v: (-v.score, v.member_id))
+    return out
