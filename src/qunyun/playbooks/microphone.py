@@ -31,7 +31,7 @@ text); any other tag matches whole words only (``go`` does not match
 ``google``).
 
 State: ``m:<uid>`` → ``{"groups": [group keys where they are present],
-"asked": local day iso}``; ``g:<platform>:<group>`` → ``{"day": iso,
+"asked": local day iso, "asked_for": [the last 20 question msg_ids]}``; ``g:<platform>:<group>`` → ``{"day": iso,
 "passes": n}``.
 """
 
@@ -206,6 +206,8 @@ class Microphone(Playbook):
             key = f"m:{expert}"
             mine = dict(ctx.state.get(key) or {})
             mine["asked"] = day
+            # which questions: qa leaves exactly these experts out of its nudge
+            mine["asked_for"] = [*(mine.get("asked_for") or [])[-19:], event.msg_id]
             ctx.state.put(key, mine)
             ctx.record("passed", member=expert, tags=sorted(tags))
         ctx.state.put(gkey, {"day": day, "passes": passes + 1})
