@@ -9,6 +9,12 @@ many entries there are. Latin keywords match whole words only ("cat" is not
 found in "concatenate"); Chinese, Japanese and Korean keywords match anywhere.
 When several entries match, the longest keyword wins, then the entry listed
 first.
+
+Where the ``knowledge`` playbook runs, its active entries (``k:<id>`` in its
+state) answer too, exactly like configured entries listed after them (newest
+first), with the playbook's cooldown. Their automaton is rebuilt only when
+the knowledge state's ``version`` changes. A message that captures or marks
+knowledge is not answered.
 """
 
 from __future__ import annotations
@@ -313,6 +319,35 @@ def _compile(cfg: FaqConfig) -> _Compiled:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Knowledge:
+    """The knowledge playbook's active entries of one community, compiled."""
+
+    version: str
+    index: KeywordIndex[int]
+    ids: tuple[str, ...]
+    answers: tuple[str, ...]
+
+
+def _compile_knowledge(version: str, entries: Iterable[tuple[str, Any]], case_sensitive: bool) -> _Knowledge:
+    active = [
+        (key[2:], e)
+        for key, e in entries
+        if isinstance(e, dict) and e.get("active") and e.get("keywords") and str(e.get("answer") or "").strip()
+    ]
+    # newest first: when two entries share a keyword, the newer answer wins
+    active.sort(key=lambda item: (str(item[1].get("ts") or ""), item[0]), reverse=True)
+    return _Knowledge(
+        version=version,
+        index=KeywordIndex(
+            ((str(k), i) for i, (_, e) in enumerate(active) for k in e["keywords"]),
+            case_sensitive=case_sensitive,
+        ),
+        ids=tuple(f"kb-{eid}" for eid, _ in active),
+        answers=tuple(str(e["answer"]) for _, e in active),
+    )
+
+
 #: Occurrences of one keyword looked at per message (a wall of repeats is not
 #: read keyword by keyword).
 _PER_KEYWORD = 8
@@ -336,6 +371,34 @@ class Faq(Playbook):
 
     def __init__(self) -> None:
         self._compiled: ConfigCache[FaqConfig, _Compiled] = ConfigCache(_compile)
+        # (community, case_sensitive) → the knowledge entries compiled at a version;
+        # a cache, not state: a changed version in the store means a rebuild
+        self._knowledge: dict[tuple[str, bool], _Knowledge] = {}
+
+    def _knowledge_for(self, ctx: Context, cfg: FaqConfig) -> _Knowledge | None:
+        """The knowledge playbook's active entries, if it runs in this group."""
+        if "knowledge" not in ctx.group.playbooks:
+            return None
+        state = ctx.state_of("knowledge")
+        version = state.get("version")
+        if not version:
+            return None
+        key = (ctx.community.id, cfg.case_sensitive)
+        found = self._knowledge.get(key)
+        if found is None or found.version != version:
+            found = _compile_knowledge(str(version), state.scan("k:"), cfg.case_sensitive)
+            self._knowledge[key] = found
+        return found if found.index.size else None
+
+    @staticmethod
+    def _is_knowledge_input(ctx: Context, text: str, reply_to: str | None) -> bool:
+        """A message that captures or marks knowledge (it is not a question)."""
+        kcfg = ctx.group.playbooks.get("knowledge")
+        if kcfg is None:
+            return False
+        head = text[:64].lstrip().casefold()
+        words = [*kcfg.capture_keywords, *(kcfg.mark_words if reply_to else ())]
+        return any(head.startswith(w.casefold()) for w in words)
 
     def on_event(self, ctx: Context, event: Any) -> None:
         text: str = event.text
@@ -343,24 +406,37 @@ class Faq(Playbook):
             return
         cfg: FaqConfig = ctx.config
         comp = self._compiled.get(cfg)
-        if comp.index.size == 0:
+        knowledge = self._knowledge_for(ctx, cfg)
+        if comp.index.size == 0 and knowledge is None:
             return
-        chosen = self._select(comp, comp.index.normalize(text), cfg.max_answers_per_message)
+        if knowledge is not None and self._is_knowledge_input(ctx, text, event.reply_to):
+            return
+        indexes: list[tuple[KeywordIndex[int], int]] = [(comp.index, 0)]
+        if knowledge is not None:
+            indexes.append((knowledge.index, len(comp.entries)))
+        chosen = self._select(indexes, comp.index.normalize(text), cfg.max_answers_per_message)
         if not chosen:
             return
         uid = event.actor.id
         when: datetime = event.ts
+        configured = len(comp.entries)
         for index, keyword in chosen:
-            entry = comp.entries[index]
-            eid: str = entry.id or f"entry-{index + 1}"
-            cooldown = comp.cooldowns[index]
+            if index >= configured:
+                assert knowledge is not None
+                eid = knowledge.ids[index - configured]
+                cooldown = timedelta(minutes=cfg.cooldown_minutes)
+                answer = knowledge.answers[index - configured]
+            else:
+                entry = comp.entries[index]
+                eid = entry.id or f"entry-{index + 1}"
+                cooldown = comp.cooldowns[index]
+                answer = self._answer_text(entry, ctx.locale)
             key = f"cd:{ctx.group.platform}:{ctx.group.key}:{eid}"
             if cooldown:
                 last = ctx.state.get(key)
                 if last is not None and when < datetime.fromisoformat(last) + cooldown:
                     continue
                 ctx.state.put(key, when.isoformat())
-            answer = self._answer_text(entry, ctx.locale)
             ctx.send(
                 ctx.render("answer", answer=answer, name=ctx.name(uid), keyword=keyword),
                 reply_to=event.msg_id if cfg.reply else None,
@@ -368,21 +444,26 @@ class Faq(Playbook):
             ctx.record("answered", member=uid, entry=eid, keyword=keyword)
 
     @staticmethod
-    def _select(comp: _Compiled, normalized: str, limit: int) -> list[tuple[int, str]]:
+    def _select(
+        indexes: list[tuple[KeywordIndex[int], int]], normalized: str, limit: int
+    ) -> list[tuple[int, str]]:
         """Entries to answer, best first: longest keyword, then entry order.
 
-        A keyword found inside a longer keyword that was chosen (价格 inside
-        会员价格) does not answer a second entry.
+        ``indexes`` are (automaton, offset of its entries): the configured
+        entries, then the knowledge entries. A keyword found inside a longer
+        keyword that was chosen (价格 inside 会员价格) does not answer a second
+        entry.
         """
-        seen: dict[str, int] = {}
         hits: list[tuple[int, int, int, int, str]] = []
-        for hit in comp.index.find(normalized):
-            n = seen.get(hit.keyword, 0)
-            if n >= _PER_KEYWORD:
-                continue
-            seen[hit.keyword] = n + 1
-            for index in hit.payloads:
-                hits.append((hit.start - hit.end, index, hit.start, hit.end, hit.keyword))
+        for index_, offset in indexes:
+            seen: dict[str, int] = {}
+            for hit in index_.find(normalized):
+                n = seen.get(hit.keyword, 0)
+                if n >= _PER_KEYWORD:
+                    continue
+                seen[hit.keyword] = n + 1
+                for index in hit.payloads:
+                    hits.append((hit.start - hit.end, index + offset, hit.start, hit.end, hit.keyword))
         if not hits:
             return []
         hits.sort()
