@@ -1,0 +1,887 @@
+"""Community health metrics, computed from the rollups the engine maintains.
+
+Every number here comes from the ``rollups`` table (member × group × local
+day counters, kept in the event's transaction), plus ``groups``,
+``members`` and ``memberships`` — never from the raw ``messages``. Days are
+the community's local days (the rollups are already keyed by them).
+
+Scopes: a whole community (``group=None``) or one group (its key). Grains:
+``day``, ``week`` (ISO weeks, Monday first) and ``month``.
+
+Definitions (where the spec left room, these are our choices; see
+``docs/analytics.md``):
+
+- **members** of a group at the end of a day: people seen in that group on
+  or before that day (joined, spoke, reacted, were mentioned) who had not
+  left it by then. A member who left and came back counts as present in the
+  gap (the membership row keeps only the latest join). Community-wide, a
+  person counts once, until they have left every group they were in.
+- **speakers**: members with at least one message in the period (distinct
+  people, so a week's speakers are not the sum of its days').
+- **active ratio**: speakers ÷ members at the end of the period.
+- **concentration**: over the speakers of the period, the share of messages
+  written by the top 10 % (at least one person) and the Gini coefficient.
+- **newcomer activation**: of the joins in a cohort (a join counted on its
+  local day), the share whose author wrote a message in that group on the
+  join day or the six days after (7 days in all).
+- **retention**: speakers grouped by the week of their first message in the
+  scope; cell (c, k) is the share of cohort c who spoke in week c + k.
+- **lurkers**: members present at ``as_of`` who have not written for at
+  least ``silent_days`` days (or never did; then they are silent since they
+  were first seen).
+- **check-in rate**: check-in member-days ÷ member-days in the period.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+
+from qunyun.core.errors import QunyunError
+
+Grain = Literal["day", "week", "month"]
+GRAINS: tuple[Grain, ...] = ("day", "week", "month")
+
+#: Size buckets of SPEC §8.3: (label, smallest, largest) — inclusive.
+SIZE_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("≤40", 0, 40),
+    ("41-100", 41, 100),
+    ("101-300", 101, 300),
+    (">300", 301, 10**9),
+)
+#: Streak length buckets for the distribution: (label, shortest, longest).
+STREAK_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("1", 1, 1),
+    ("2-6", 2, 6),
+    ("7-13", 7, 13),
+    ("14-29", 14, 29),
+    ("30+", 30, 10**9),
+)
+ACTIVATION_DAYS = 7
+RECENT_DAYS = 28
+
+# 1970-01-05 is a Monday: day numbers counted from it give ISO weeks by // 7.
+_EPOCH = date(1970, 1, 5)
+_SQLITE_EPOCH_JD = 2440591.5
+
+
+class AnalyticsError(QunyunError):
+    """A metric was asked for something that does not exist (unknown community or group)."""
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def day_number(day: date) -> int:
+    return (day - _EPOCH).days
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def period_start(day: date, grain: Grain) -> date:
+    if grain == "day":
+        return day
+    if grain == "week":
+        return week_start(day)
+    return month_start(day)
+
+
+def period_end(start: date, grain: Grain) -> date:
+    """The last day of the period that begins on ``start``."""
+    if grain == "day":
+        return start
+    if grain == "week":
+        return start + timedelta(days=6)
+    nxt = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+    return nxt - timedelta(days=1)
+
+
+def periods(start: date, end: date, grain: Grain) -> list[date]:
+    """Start days of every period that overlaps [start, end]."""
+    out = []
+    p = period_start(start, grain)
+    while p <= end:
+        out.append(p)
+        p = period_end(p, grain) + timedelta(days=1)
+    return out
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _as_dt(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value  # type: ignore[no-any-return]
+
+
+def _sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def _bind_day(conn: Connection, day: date) -> Any:
+    return day.isoformat() if _sqlite(conn) else day
+
+
+def _day_expr(conn: Connection, col: str = "day") -> str:
+    """SQL for the day number of ``col`` (days since 1970-01-05)."""
+    if _sqlite(conn):
+        return f"CAST(julianday({col}) - {_SQLITE_EPOCH_JD} AS INTEGER)"
+    return f"({col} - DATE '{_EPOCH.isoformat()}')"
+
+
+def _period_expr(conn: Connection, grain: Grain, col: str = "day") -> str:
+    """SQL for an integer key of ``col``'s period: day number, week number or month number."""
+    if grain == "day":
+        return _day_expr(conn, col)
+    if grain == "week":
+        return f"({_day_expr(conn, col)} / 7)"
+    if _sqlite(conn):
+        return f"(CAST(substr({col}, 1, 4) AS INTEGER) * 12 + CAST(substr({col}, 6, 2) AS INTEGER) - 1)"
+    return f"CAST(EXTRACT(YEAR FROM {col}) * 12 + EXTRACT(MONTH FROM {col}) - 1 AS INTEGER)"
+
+
+def _key_to_start(key: int, grain: Grain) -> date:
+    if grain == "day":
+        return _EPOCH + timedelta(days=int(key))
+    if grain == "week":
+        return _EPOCH + timedelta(days=7 * int(key))
+    return date(int(key) // 12, int(key) % 12 + 1, 1)
+
+
+def _in(ids: Sequence[int]) -> str:
+    return ", ".join(str(int(i)) for i in ids) or "NULL"
+
+
+# ------------------------------------------------------------------- scope
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    id: int
+    key: str
+    platform: str
+    name: str | None
+    capacity: int | None
+    created: date
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A community, and optionally one group of it, with what the metrics need to know."""
+
+    community: str
+    name: str
+    timezone: str
+    locale: str
+    groups: dict[int, GroupInfo]
+    #: the one group asked for, or None for the whole community
+    group: GroupInfo | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def group_ids(self) -> list[int]:
+        return [self.group.id] if self.group is not None else sorted(self.groups)
+
+    def where(self, alias: str = "") -> str:
+        """SQL condition selecting this scope's rollup rows (ids are ours, not user input)."""
+        p = f"{alias}." if alias else ""
+        if self.group is not None:
+            return f"{p}group_id = {int(self.group.id)}"
+        return f"{p}community_id = :community"
+
+    def local_day(self, when: datetime) -> date:
+        return when.astimezone(self.tz).date()
+
+
+def scope(conn: Connection, community: str, group: str | None = None) -> Scope:
+    """Look up ``community`` (and ``group``, a group key) in the database."""
+    row = conn.execute(
+        text("SELECT id, name, timezone, locale FROM communities WHERE id = :c"), {"c": community}
+    ).first()
+    if row is None:
+        known = [r[0] for r in conn.execute(text("SELECT id FROM communities ORDER BY id"))]
+        raise AnalyticsError(
+            f"no community {community!r} in this database",
+            hint="one of: " + (", ".join(known) if known else "(none: import or replay events first)"),
+        )
+    tz = ZoneInfo(row.timezone)
+    groups: dict[int, GroupInfo] = {}
+    q = "SELECT id, key, platform, name, capacity, created_at FROM groups WHERE community_id = :c"
+    if group is not None:
+        q += " AND key = :k"  # one group's dashboard: do not load the others
+    for g in conn.execute(text(q), {"c": community, "k": group}):
+        created = _as_dt(g.created_at)
+        groups[int(g.id)] = GroupInfo(
+            int(g.id), g.key, g.platform, g.name, g.capacity,
+            created.astimezone(tz).date() if created else _EPOCH,
+        )
+    chosen = None
+    if group is not None:
+        matches = [g for g in groups.values() if g.key == group]
+        if not matches:
+            known = [
+                r[0] for r in conn.execute(
+                    text("SELECT key FROM groups WHERE community_id = :c ORDER BY key LIMIT 20"), {"c": community}
+                )
+            ]
+            raise AnalyticsError(
+                f"community {community!r} has no group {group!r}",
+                hint="one of: " + (", ".join(known) or "(none yet)"),
+            )
+        chosen = min(matches, key=lambda g: g.id)
+    return Scope(community, row.name, row.timezone, row.locale, groups, chosen)
+
+
+def data_range(conn: Connection, sc: Scope) -> tuple[date, date] | None:
+    """The first and last local day with any rollup in scope, or None if there is none."""
+    row = conn.execute(
+        text(f"SELECT min(day), max(day) FROM rollups WHERE {sc.where()}"), {"community": sc.community}
+    ).first()
+    if row is None or row[0] is None:
+        return None
+    first, last = _as_date(row[0]), _as_date(row[1])
+    assert first is not None and last is not None
+    return first, last
+
+
+# ----------------------------------------------------- per (group, member)
+
+
+@dataclass
+class Presence:
+    """One member in one group: when first seen, when they spoke, how much."""
+
+    group_id: int
+    member_id: int
+    first_seen: date
+    first_spoke: date | None
+    last_spoke: date | None
+    #: messages in the window asked for
+    messages: int
+    #: messages in the last RECENT_DAYS of the window
+    recent: int
+    #: days with a check-in in the window
+    checkin_days: int
+    left: date | None = None
+
+
+def presences(conn: Connection, sc: Scope, start: date, end: date) -> list[Presence]:
+    """Every (group, member) pair in scope seen by ``end``, with their window totals.
+
+    One pass over the scope's rollups (grouped by the primary key's prefix).
+    """
+    recent_from = end - timedelta(days=RECENT_DAYS - 1)
+    sql = f"""
+        SELECT group_id, member_id, min(day),
+               min(CASE WHEN messages > 0 THEN day END),
+               max(CASE WHEN messages > 0 THEN day END),
+               sum(CASE WHEN day >= :start THEN messages ELSE 0 END),
+               sum(CASE WHEN day >= :recent THEN messages ELSE 0 END),
+               sum(CASE WHEN day >= :start AND checkins > 0 THEN 1 ELSE 0 END)
+        FROM rollups
+        WHERE {sc.where()} AND day <= :end
+        GROUP BY group_id, member_id
+    """
+    params = {
+        "community": sc.community,
+        "start": _bind_day(conn, start),
+        "recent": _bind_day(conn, recent_from),
+        "end": _bind_day(conn, end),
+    }
+    out: list[Presence] = []
+    for g, mid, first, fs, ls, msgs, rec, ck in conn.execute(text(sql), params):
+        first_d = _as_date(first)
+        assert first_d is not None
+        out.append(
+            Presence(int(g), int(mid), first_d, _as_date(fs), _as_date(ls), int(msgs or 0), int(rec or 0), int(ck or 0))
+        )
+    # who has left (and when, as a local day)
+    ids = sc.group_ids
+    lefts: dict[tuple[int, int], date] = {}
+    if ids:
+        q = (
+            "SELECT group_id, member_id, left_at FROM memberships "
+            f"WHERE status <> 'active' AND left_at IS NOT NULL AND group_id IN ({_in(ids)})"
+        )
+        tz = sc.tz
+        for g, mid, left_at in conn.execute(text(q)):
+            when = _as_dt(left_at)
+            if when is not None:
+                lefts[(int(g), int(mid))] = when.astimezone(tz).date()
+    for p in out:
+        left = lefts.get((p.group_id, p.member_id))
+        if left is not None and left <= end and left >= p.first_seen:
+            p.left = left
+    return out
+
+
+@dataclass
+class Person:
+    """One member across the scope's groups."""
+
+    member_id: int
+    first_seen: date
+    last_spoke: date | None
+    messages: int
+    recent: int
+    checkin_days: int
+    #: None while still in at least one group
+    left: date | None
+    groups: list[int] = field(default_factory=list)
+
+
+def people(pres: Iterable[Presence]) -> dict[int, Person]:
+    """Fold (group, member) presences into one record per person."""
+    out: dict[int, Person] = {}
+    for p in pres:
+        q = out.get(p.member_id)
+        if q is None:
+            out[p.member_id] = Person(
+                p.member_id, p.first_seen, p.last_spoke, p.messages, p.recent, p.checkin_days, p.left, [p.group_id]
+            )
+            continue
+        q.first_seen = min(q.first_seen, p.first_seen)
+        if p.last_spoke is not None and (q.last_spoke is None or p.last_spoke > q.last_spoke):
+            q.last_spoke = p.last_spoke
+        q.messages += p.messages
+        q.recent += p.recent
+        q.checkin_days += p.checkin_days
+        # gone only when gone from every group: the latest leave, or still here
+        q.left = None if q.left is None or p.left is None else max(q.left, p.left)
+        q.groups.append(p.group_id)
+    return out
+
+
+class MemberCounter:
+    """Members present at the end of any day, from first-seen and left days."""
+
+    def __init__(self, spans: Iterable[tuple[date, date | None]]) -> None:
+        firsts: list[int] = []
+        lefts: list[int] = []
+        for first, left in spans:
+            firsts.append(first.toordinal())
+            if left is not None:
+                lefts.append(left.toordinal())
+        firsts.sort()
+        lefts.sort()
+        self._firsts = firsts
+        self._lefts = lefts
+
+    def at(self, day: date) -> int:
+        o = day.toordinal()
+        return bisect_right(self._firsts, o) - bisect_right(self._lefts, o)
+
+
+# ------------------------------------------------------------------ series
+
+
+@dataclass(frozen=True)
+class Point:
+    """One period of a series."""
+
+    start: date
+    end: date
+    members: int
+    joins: int
+    leaves: int
+    messages: int
+    speakers: int
+    checkins: int
+
+    @property
+    def active_ratio(self) -> float | None:
+        return self.speakers / self.members if self.members else None
+
+    @property
+    def messages_per_speaker(self) -> float | None:
+        return self.messages / self.speakers if self.speakers else None
+
+
+@dataclass(frozen=True)
+class CheckinStats:
+    checkin_days: int
+    member_days: int
+    #: longest streak of each member who checked in, bucketed (label → members)
+    longest: dict[str, int]
+    #: current streak at the window's end of each member on one, bucketed
+    current: dict[str, int]
+    members_checking_in: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.checkin_days / self.member_days if self.member_days else None
+
+
+def series(
+    conn: Connection,
+    sc: Scope,
+    start: date,
+    end: date,
+    grain: Grain = "day",
+    *,
+    counter: MemberCounter | None = None,
+) -> list[Point]:
+    """Members, joins, leaves, messages, speakers and check-ins per period.
+
+    A partial first or last period is cut to [start, end]; members are
+    counted at the end of each period (or at ``end``).
+    """
+    if grain not in GRAINS:
+        raise AnalyticsError(f"unknown grain {grain!r}", hint="day, week or month")
+    if counter is None:
+        counter = member_counter(conn, sc, end)
+    key = _period_expr(conn, grain)
+    sql = f"""
+        SELECT {key} AS k, sum(messages), sum(joins), sum(leaves),
+               count(DISTINCT CASE WHEN messages > 0 THEN member_id END),
+               sum(CASE WHEN checkins > 0 THEN 1 ELSE 0 END)
+        FROM rollups
+        WHERE {sc.where()} AND day >= :start AND day <= :end
+        GROUP BY k
+    """
+    rows = {
+        int(k): (int(ms or 0), int(j or 0), int(lv or 0), int(sp or 0), int(ck or 0))
+        for k, ms, j, lv, sp, ck in conn.execute(
+            text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
+        )
+    }
+    by_start = {_key_to_start(k, grain): v for k, v in rows.items()}
+    out = []
+    for p in periods(start, end, grain):
+        last = min(period_end(p, grain), end)
+        ms, j, lv, sp, ck = by_start.get(p, (0, 0, 0, 0, 0))
+        out.append(Point(max(p, start), last, counter.at(last), j, lv, ms, sp, ck))
+    return out
+
+
+def member_counter(conn: Connection, sc: Scope, end: date, pres: list[Presence] | None = None) -> MemberCounter:
+    if pres is None:
+        pres = presences(conn, sc, end, end)
+    if sc.group is not None:
+        return MemberCounter((p.first_seen, p.left) for p in pres)
+    return MemberCounter((q.first_seen, q.left) for q in people(pres).values())
+
+
+def checkin_stats(conn: Connection, sc: Scope, start: date, end: date, counter: MemberCounter) -> CheckinStats:
+    """Check-in rate and streak distributions over [start, end]."""
+    sql = f"""
+        SELECT DISTINCT member_id, {_day_expr(conn)} FROM rollups
+        WHERE {sc.where()} AND checkins > 0 AND day >= :start AND day <= :end
+    """
+    days: dict[int, list[int]] = defaultdict(list)
+    for mid, d in conn.execute(
+        text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
+    ):
+        days[int(mid)].append(int(d))
+    longest = dict.fromkeys((b[0] for b in STREAK_BUCKETS), 0)
+    current = dict.fromkeys((b[0] for b in STREAK_BUCKETS), 0)
+    end_n = day_number(end)
+    checkin_days = 0
+    for ds in days.values():
+        ds.sort()
+        checkin_days += len(ds)
+        best = run = 1
+        for a, b in itertools.pairwise(ds):
+            run = run + 1 if b == a + 1 else 1
+            best = max(best, run)
+        longest[_bucket(best)] += 1
+        # a streak is current if it reached the last day or the day before
+        if ds[-1] >= end_n - 1:
+            current[_bucket(run)] += 1
+    member_days = 0
+    d = start
+    while d <= end:
+        member_days += counter.at(d)
+        d += timedelta(days=1)
+    return CheckinStats(checkin_days, member_days, longest, current, len(days))
+
+
+def _bucket(n: int) -> str:
+    for label, lo, hi in STREAK_BUCKETS:
+        if lo <= n <= hi:
+            return label
+    return STREAK_BUCKETS[-1][0]
+
+
+# ----------------------------------------------------------- concentration
+
+
+@dataclass(frozen=True)
+class Concentration:
+    speakers: int
+    messages: int
+    #: share of messages written by the top 10 % of speakers (at least one)
+    top10_share: float | None
+    gini: float | None
+    #: Lorenz curve: (share of speakers, share of messages), from (0, 0) to (1, 1)
+    lorenz: list[tuple[float, float]]
+
+
+def concentration(counts: Iterable[int]) -> Concentration:
+    """Top-10 % share and Gini of per-speaker message counts (zeros are ignored)."""
+    xs = sorted(c for c in counts if c > 0)
+    n = len(xs)
+    total = sum(xs)
+    if n == 0 or total == 0:
+        return Concentration(0, 0, None, None, [(0.0, 0.0), (1.0, 1.0)])
+    top = max(1, math.ceil(n * 0.10))
+    top10 = sum(xs[-top:]) / total
+    weighted = sum(i * x for i, x in enumerate(xs, start=1))
+    gini = (2 * weighted) / (n * total) - (n + 1) / n
+    # at most ~200 points on the curve
+    step = max(1, n // 200)
+    lorenz = [(0.0, 0.0)]
+    cum = 0
+    for i, x in enumerate(xs, start=1):
+        cum += x
+        if i % step == 0 or i == n:
+            lorenz.append((i / n, cum / total))
+    return Concentration(n, total, top10, max(0.0, gini), lorenz)
+
+
+# -------------------------------------------------------------- activation
+
+
+@dataclass(frozen=True)
+class Activation:
+    cohort: date
+    joined: int
+    activated: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.activated / self.joined if self.joined else None
+
+
+def activation(conn: Connection, sc: Scope, start: date, end: date, grain: Grain = "week") -> list[Activation]:
+    """Newcomers who spoke in their group within 7 days of joining, by join cohort."""
+    if _sqlite(conn):
+        within = f"date(j.day, '+{ACTIVATION_DAYS - 1} days')"
+    else:
+        within = f"(j.day + {ACTIVATION_DAYS - 1})"
+    key = _period_expr(conn, grain, "j.day")
+    sql = f"""
+        SELECT {key} AS k, count(*),
+               sum(CASE WHEN EXISTS (
+                   SELECT 1 FROM rollups r WHERE r.group_id = j.group_id AND r.member_id = j.member_id
+                   AND r.day >= j.day AND r.day <= {within} AND r.messages > 0) THEN 1 ELSE 0 END)
+        FROM rollups j
+        WHERE {sc.where("j")} AND j.joins > 0 AND j.day >= :start AND j.day <= :end
+        GROUP BY k ORDER BY k
+    """
+    found = {
+        _key_to_start(int(k), grain): (int(n), int(a or 0))
+        for k, n, a in conn.execute(
+            text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
+        )
+    }
+    return [Activation(p, *found.get(p, (0, 0))) for p in periods(start, end, grain)]
+
+
+# --------------------------------------------------------------- retention
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Speakers by the week of their first message: cohort × weeks since."""
+
+    cohorts: list[date]
+    sizes: list[int]
+    #: matrix[c][k]: share of cohort c who spoke in week c + k; None if that week is after the end
+    matrix: list[list[float | None]]
+
+
+def retention(conn: Connection, sc: Scope, start: date, end: date, weeks: int = 12) -> Retention:
+    """Weekly first-message cohorts from ``start``'s week to ``end``'s, ``weeks`` weeks each."""
+    w = _period_expr(conn, "week")
+    # one pass: each (member, week) with the member's first week beside it (a window, not a self-join)
+    sql = f"""
+        SELECT c, w - c, count(*) FROM (
+            SELECT w, min(w) OVER (PARTITION BY member_id) AS c FROM (
+                SELECT DISTINCT member_id, {w} AS w FROM rollups
+                WHERE {sc.where()} AND messages > 0 AND day <= :end
+            ) mw
+        ) x
+        WHERE c >= :first AND w - c < :weeks
+        GROUP BY c, w - c
+    """
+    first_w = day_number(week_start(start)) // 7
+    last_w = day_number(week_start(end)) // 7
+    cells: dict[int, dict[int, int]] = defaultdict(dict)
+    for c, k, n in conn.execute(
+        text(sql),
+        {"community": sc.community, "end": _bind_day(conn, end), "first": first_w, "weeks": weeks},
+    ):
+        cells[int(c)][int(k)] = int(n)
+    cohorts, sizes, matrix = [], [], []
+    for c in range(first_w, last_w + 1):
+        size = cells.get(c, {}).get(0, 0)
+        cohorts.append(_key_to_start(c, "week"))
+        sizes.append(size)
+        row: list[float | None] = []
+        for k in range(weeks):
+            if c + k > last_w:
+                row.append(None)
+            else:
+                row.append(cells[c].get(k, 0) / size if size else None)
+        matrix.append(row)
+    return Retention(cohorts, sizes, matrix)
+
+
+# ----------------------------------------------------------------- lurkers
+
+
+@dataclass(frozen=True)
+class Lurker:
+    member_id: int
+    user_id: str
+    name: str | None
+    #: keys of the groups they are in (in scope)
+    groups: list[str]
+    #: days since their last message (or since first seen, if they never wrote)
+    silent_days: int
+    last_spoke: date | None
+    first_seen: date
+
+
+def lurkers(
+    conn: Connection, sc: Scope, as_of: date, silent_days: int = 30, *, pres: list[Presence] | None = None
+) -> list[Lurker]:
+    """Members present at ``as_of`` silent for ``silent_days`` or more, longest silence first."""
+    if pres is None:
+        pres = presences(conn, sc, as_of, as_of)
+    found = []
+    for q in people(pres).values():
+        if q.left is not None:
+            continue
+        since = q.last_spoke or q.first_seen
+        quiet = (as_of - since).days
+        if quiet >= silent_days:
+            found.append((q, quiet))
+    names = member_names(conn, [q.member_id for q, _ in found])
+    out = []
+    for q, quiet in found:
+        ident = names.get(q.member_id)
+        if ident is None:  # erased
+            continue
+        keys = sorted({sc.groups[g].key for g in q.groups if g in sc.groups})
+        out.append(Lurker(q.member_id, ident[0], ident[1], keys, quiet, q.last_spoke, q.first_seen))
+    out.sort(key=lambda x: (-x.silent_days, x.user_id))
+    return out
+
+
+def member_names(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+    """member id → (user id, name) of members that are not erased."""
+    out: dict[int, tuple[str, str | None]] = {}
+    ids = list(ids)
+    for i in range(0, len(ids), 5000):
+        chunk = ids[i : i + 5000]
+        for mid, uid, name, erased in conn.execute(
+            text(f"SELECT id, user_id, name, erased FROM members WHERE id IN ({_in(chunk)})")
+        ):
+            if not erased:
+                out[int(mid)] = (uid, name)
+    return out
+
+
+# ------------------------------------------------------ contributors, size
+
+
+@dataclass(frozen=True)
+class Contributor:
+    member_id: int
+    user_id: str
+    name: str | None
+    messages: int
+    share: float
+
+
+def top_contributors(conn: Connection, persons: dict[int, Person], n: int = 10) -> list[Contributor]:
+    total = sum(p.messages for p in persons.values())
+    ranked = sorted((p for p in persons.values() if p.messages > 0), key=lambda p: (-p.messages, p.member_id))
+    names = member_names(conn, [p.member_id for p in ranked[: n * 2]])
+    out = []
+    for p in ranked:
+        ident = names.get(p.member_id)
+        if ident is None:
+            continue
+        out.append(Contributor(p.member_id, ident[0], ident[1], p.messages, p.messages / total if total else 0.0))
+        if len(out) == n:
+            break
+    return out
+
+
+def top_between(conn: Connection, sc: Scope, start: date, end: date, n: int = 3) -> list[Contributor]:
+    """The ``n`` members who wrote most in [start, end] (a short window: its rows only)."""
+    sql = f"""
+        SELECT member_id, sum(messages) AS n FROM rollups
+        WHERE {sc.where()} AND day >= :start AND day <= :end AND messages > 0
+        GROUP BY member_id ORDER BY n DESC, member_id LIMIT {int(n) * 2}
+    """
+    rows = [
+        (int(mid), int(k))
+        for mid, k in conn.execute(
+            text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
+        )
+    ]
+    total = sum(k for _, k in rows)
+    names = member_names(conn, [mid for mid, _ in rows])
+    out = [
+        Contributor(mid, names[mid][0], names[mid][1], k, k / total if total else 0.0)
+        for mid, k in rows
+        if mid in names
+    ]
+    return out[:n]
+
+
+@dataclass(frozen=True)
+class GroupActivity:
+    """One group over the last RECENT_DAYS days of the window."""
+
+    group_id: int
+    key: str
+    name: str | None
+    members: int
+    speakers: int
+    messages: int
+    days: int
+
+    @property
+    def active_ratio(self) -> float | None:
+        return self.speakers / self.members if self.members else None
+
+    @property
+    def per_capita(self) -> float | None:
+        """Messages per member per day."""
+        return self.messages / self.members / self.days if self.members and self.days else None
+
+
+@dataclass(frozen=True)
+class SizeBucket:
+    label: str
+    groups: int
+    members: int
+    speakers: int
+    messages: int
+    days: int
+
+    @property
+    def active_ratio(self) -> float | None:
+        return self.speakers / self.members if self.members else None
+
+    @property
+    def per_capita(self) -> float | None:
+        return self.messages / self.members / self.days if self.members and self.days else None
+
+
+def group_activity(sc: Scope, pres: Iterable[Presence], start: date, end: date) -> list[GroupActivity]:
+    """Members at ``end``, speakers and messages over the last RECENT_DAYS days, per group."""
+    days = min(RECENT_DAYS, (end - start).days + 1)
+    acc: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for p in pres:
+        a = acc[p.group_id]
+        if p.left is None:
+            a[0] += 1
+        if p.recent > 0:
+            a[1] += 1
+            a[2] += p.recent
+    out = []
+    for gid, (members, speakers, messages) in acc.items():
+        g = sc.groups.get(gid)
+        if g is None:
+            continue
+        out.append(GroupActivity(gid, g.key, g.name, members, speakers, messages, days))
+    out.sort(key=lambda x: x.key)
+    return out
+
+
+def size_buckets(groups: Iterable[GroupActivity]) -> list[SizeBucket]:
+    """Active ratio and per-capita messages by group size (SPEC §8.3)."""
+    acc = {label: [0, 0, 0, 0, 0] for label, _, _ in SIZE_BUCKETS}
+    for g in groups:
+        if g.members == 0:
+            continue
+        for label, lo, hi in SIZE_BUCKETS:
+            if lo <= g.members <= hi:
+                a = acc[label]
+                a[0] += 1
+                a[1] += g.members
+                a[2] += g.speakers
+                a[3] += g.messages
+                a[4] = g.days
+                break
+    return [SizeBucket(label, *acc[label]) for label, _, _ in SIZE_BUCKETS]
+
+
+# --------------------------------------------------------------- dashboard
+
+
+@dataclass
+class Dashboard:
+    """What a console page shows for one group (or the whole community)."""
+
+    scope: Scope
+    start: date
+    end: date
+    daily: list[Point]
+    weekly: list[Point]
+    concentration: Concentration
+    activation: list[Activation]
+    lurkers: int
+    checkins: CheckinStats
+
+
+def dashboard(conn: Connection, sc: Scope, end: date, *, days: int = 28, silent_days: int = 30) -> Dashboard:
+    """The numbers of one scope's dashboard over the ``days`` days up to ``end``.
+
+    Meant for one group (a few thousand rollup rows, via the primary key);
+    it works for a community too, at the cost of a scan of its rollups.
+    """
+    start = end - timedelta(days=days - 1)
+    pres = presences(conn, sc, start, end)
+    counter = member_counter(conn, sc, end, pres)
+    persons = people(pres)
+    return Dashboard(
+        sc,
+        start,
+        end,
+        series(conn, sc, start, end, "day", counter=counter),
+        series(conn, sc, start, end, "week", counter=counter),
+        concentration(p.messages for p in persons.values()),
+        activation(conn, sc, start, end, "week"),
+        sum(
+            1 for p in persons.values()
+            if p.left is None and (end - (p.last_spoke or p.first_seen)).days >= silent_days
+        ),
+        checkin_stats(conn, sc, start, end, counter),
+    )
