@@ -6,8 +6,10 @@ included, with its own fonts) and once as PNG (pixels: the words need a font
 on this machine that has their glyphs).
 
 Fonts: a CJK font is looked for in ``$QUNYUN_CJK_FONT`` (a font file), then
-among the fonts matplotlib knows (system fonts included). If there is none,
-a zh-CN report's PNGs are labelled in English and a note says so — never
+among the fonts matplotlib knows (system fonts included), then the Noto Sans
+CJK SC that the ``mplfonts`` dependency carries (SIL OFL; only that one file
+is used, found by path, the package itself is never imported). If there is
+still none, a zh-CN report's PNGs are labelled in English and a note says so — never
 boxes in place of missing glyphs. For the same reason a member name the
 available fonts cannot draw (Chinese without a CJK font, emoji) is replaced
 in the PNGs by the member's user id, or by ``#<n>``.
@@ -160,6 +162,24 @@ def cjk_font() -> str | None:
         cmap = _charmap(entry.fname)
         if cmap and all(ord(c) in cmap for c in _PROBE):
             return str(entry.name)
+    bundled = _bundled_cjk_font()
+    if bundled is not None and all(ord(c) in _charmap(bundled) for c in _PROBE):
+        font_manager.fontManager.addfont(bundled)
+        return str(font_manager.FontProperties(fname=bundled).get_name())
+    return None
+
+
+def _bundled_cjk_font() -> str | None:
+    """Noto Sans CJK SC from the ``mplfonts`` distribution, if it is installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mplfonts")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, "fonts", "NotoSansCJKsc-Regular.otf")
+        if os.path.isfile(path):
+            return path
     return None
 
 
