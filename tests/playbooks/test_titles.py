@@ -120,3 +120,15 @@ def test_bad_settings_fail_at_load_time() -> None:
         Chat({"titles": {"allowed": ["\u202e"]}}).close()
     with pytest.raises(ConfigError):
         Chat({"titles": {"roles": ["king"]}}).close()
+
+
+def test_a_conferred_title_decorates_the_name_in_the_welcome(make_chat: Make) -> None:
+    chat = make_chat({"titles": {"announce": False}, "welcome": {"batch_size": 1}})
+    chat.command("titles", "confer", member="u1", title="资深运营")
+    chat.join("u1", "小王")
+    chat.advance(minutes=15)
+    assert any("资深运营" in a.get("text", "") for a in chat.take() if a["playbook"] == "welcome")
+    chat.command("titles", "revoke", member="u1")
+    chat.join("u2", "小李")
+    chat.advance(minutes=15)
+    assert not any("资深运营" in a.get("text", "") for a in chat.take())

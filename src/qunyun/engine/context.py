@@ -340,8 +340,17 @@ class Context:
         return display_name(self._engine._member_name(self.group, member), member)
 
     def title(self, member: str) -> str | None:
-        """The member's conferred title (e.g. "资深运营"), display-safe, or None."""
-        raw = self._engine._member_title(self.group, member)
+        """The member's conferred title (e.g. "资深运营"), display-safe, or None.
+
+        A title conferred with the ``titles`` playbook wins; otherwise the
+        member row's title (set by an adapter or an import), if any.
+        """
+        raw: Any = None
+        if "titles" in self.community.playbook_specs:
+            st = self.state_of("titles").get(f"m:{member}")
+            raw = st.get("title") if isinstance(st, dict) else None
+        if not isinstance(raw, str) or not raw:
+            raw = self._engine._member_title(self.group, member)
         return display_name(raw, "") or None if raw else None
 
     # --- words --------------------------------------------------------------
