@@ -186,3 +186,61 @@ def test_unknown_community_is_a_clear_error(make_chat: Make) -> None:
         chat.engine.export_member("nope", "sim", "u1")
     with pytest.raises(CommandError, match="unknown community"):
         chat.engine.erase_member("nope", "sim", "u1")
+
+
+# ----------------------------------------------- the member-lifecycle playbooks too
+
+LIFECYCLE = {
+    "gate": {"mode": "approval"},
+    "rules": {"proposals": True, "min_votes": 1, "vote_days": 1, "consequence": "notify_admins"},
+    "profile": {"sharing": "open"},
+    "activation": {},
+    "hours": {"windows": {"daily": ["08:00-22:00"]}, "strikes": True, "max_strikes": 2},
+    "guard": {"min_exchanges": 4, "min_hostile": 2},
+    "microphone": {},
+    "referrals": {},
+    "elimination": {},
+    "capacity": {},
+    "flash": {},
+    "launch": {},
+}
+#: What only u1 ever wrote: their application answer, a proposal, quarrel lines, a late-night message
+LIFE_TEXTS = ["申请理由Quokka", "提议内容Wombat", "你这个白痴Pangolin", "闭嘴吧傻逼Narwhal", "深夜消息Axolotl"]
+
+
+def test_erasure_in_the_lifecycle_playbooks_leaves_nothing_personal(make_chat: Make) -> None:
+    chat = make_chat(LIFECYCLE, roles={"admin": ["boss"]})
+    # the clock starts at 17:00 in Asia/Shanghai: the quarrel happens in open hours
+    chat.event("join_request", "u1", name=NAME, answers={"为什么想加入？": LIFE_TEXTS[0]})
+    chat.command("gate", "approve", member="u1")
+    chat.join("u1", NAME)
+    chat.join("u2", "李四Kay")
+    chat.command("gate", "approve", member="u2")
+    chat.say("u1", INTRO)
+    chat.say("u1", "我的邀请码")
+    chat.say("u1", f"propose: {LIFE_TEXTS[1]}")
+    chat.say("u1", "我已阅读")
+    chat.say("u2", "你说得不对")
+    chat.say("u1", LIFE_TEXTS[2])
+    chat.say("u2", "你才是白痴")
+    chat.say("u1", LIFE_TEXTS[3])
+    chat.say("u2", "闭嘴")
+    assert chat.sent(type="notify_admins", playbook="guard")
+    chat.advance(days=1)  # the proposal closes (passed: the group hears its text)
+    assert chat.sent(LIFE_TEXTS[1], playbook="rules")
+    chat.advance(hours=6)  # 23:00 local: closed time
+    chat.say("u1", LIFE_TEXTS[4])
+    chat.say("u1", LIFE_TEXTS[4] + "2")
+    assert chat.records("hours", "strike")
+    assert chat.failures() == []
+    needles = [NAME, *PROFILE_VALUES[:4], *LIFE_TEXTS]
+    found = {needle for _, _, needle in _leaks(chat, needles)}
+    assert found == {n.casefold() for n in needles}  # the test looks where the data is
+
+    assert chat.engine.erase_member("test", "sim", "u1") == []
+
+    assert _leaks(chat, needles) == []
+    out = chat.engine.export_member("test", "sim", "u1")
+    assert all(not v for v in out["playbooks"].values()), out["playbooks"]
+    chat.assert_ledger_balanced()
+    assert chat.failures() == []

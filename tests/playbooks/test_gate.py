@@ -456,6 +456,9 @@ def test_code_normalisation() -> None:
     assert normalize_code(" 7k3-m9q ") == "7K3M9Q"
     assert normalize_code("oil o1l") == "011011"
     assert valid_code("7K3M9Q") and not valid_code("7K3M9U") and not valid_code("7K3M9")
+    # a code lengthened by a collision in referrals (up to 10 characters) is a code too
+    assert valid_code("S7229F9") and valid_code("S7229F9ABC") and not valid_code("S7229F9ABCD")
+    assert normalize_code("s722·9f–9") == "S7229F9"
 
 
 # -------------------------------------------------------------------- paid
@@ -678,4 +681,71 @@ def test_every_mode_survives_hostile_input(make_chat: Make, settings: dict[str, 
     for action in chat.actions:
         text = action.get("text", "")
         assert "\u202e" not in text and "\u0000" not in text and "\u0007" not in text, action
+    chat.assert_ledger_balanced()
+
+
+# ------------------------------------------------- with the real referrals playbook
+
+
+def real_chat(make: Make, gate: dict[str, Any], **referrals: Any) -> Chat:
+    """The gate next to the real ``referrals`` playbook (not the stand-in above)."""
+    doc = yaml.safe_load(community_config({"gate": gate, "referrals": referrals}, roles=ROLES))
+    doc["communities"][0]["groups"].append({"id": "g-admin", "platform": "sim", "admin": True})
+    return make(yaml.safe_dump(doc, allow_unicode=True))
+
+
+def test_real_referral_codes_of_any_length_admit_and_are_attributed(make_chat: Make) -> None:
+    chat = real_chat(make_chat, {"mode": "invitation"})
+    # two ids whose six-character codes collide under the key "test": the second code has 7 characters
+    for uid in ("c17382", "c54373"):
+        chat.join(uid, inviter="own")
+        assert rec(chat, uid)["status"] == "admitted"
+        chat.say(uid, "我的邀请码")
+    short = chat.state("referrals", "m:c17382")["code"]
+    long = chat.state("referrals", "m:c54373")["code"]
+    assert len(short) == 6 and len(long) == 7
+    chat.join("n1")
+    chat.take()
+    chat.say("n1", f"邀请码 {long[:4].lower()}-{long[4:].lower()}")
+    chat.assert_sent("已通过", type="send", playbook="gate", count=1)
+    assert rec(chat, "n1")["status"] == "admitted" and rec(chat, "n1")["inviter"] == "c54373"
+    # the referrals playbook saw the accepted code too: the join is attributed to its owner
+    assert chat.state("referrals", "m:n1")["by"] == "c54373"
+    chat.join("n2")
+    chat.say("n2", f"invite code {short}")
+    assert rec(chat, "n2")["inviter"] == "c17382" and chat.state("referrals", "m:n2")["by"] == "c17382"
+    # a refused code stays the gate's business: one answer, from the gate only
+    chat.join("n3")
+    chat.take()
+    chat.say("n3", "邀请码 ZZZZZZZ")
+    [bad] = chat.assert_sent(count=1)
+    assert bad["playbook"] == "gate" and "无法使用" in bad["text"]
+    assert not chat.state("referrals", "m:n3").get("by")
+    assert chat.failures() == []
+
+
+def test_erasing_someone_owed_a_refund_keeps_the_debt_in_their_ledger_account(make_chat: Make) -> None:
+    chat = gate_chat(make_chat, PAID)
+    chat.join("u1", "欠款人")
+    chat.pay("u1", 3000, "USD")  # wrong currency: held for a refund
+    chat.pay("u1", 25000, "CNY")  # 50.00 paid on top: held for a refund
+    chat.join("u2")
+    chat.pay("u2", 1000, "CNY")  # a part payment of someone else, untouched
+    assert rec(chat, "u1")["held"] == {"USD": 3000, "CNY": 5000}
+    chat.take()
+    assert chat.engine.erase_member("test", "sim", "u1") == []
+    assert chat.state("gate", "m:u1") is None
+    # the money owed did not vanish with the record of whom it is owed to
+    assert chat.balance("member:sim:u1:USD") == 3000 and chat.balance("member:sim:u1:CNY") == 5000
+    assert chat.balance("community:suspense:USD") == 0
+    assert chat.balance("community:suspense:CNY") == 1000  # u2's part payment
+    assert chat.balance("community:fund:CNY") == 20000
+    [note] = chat.assert_sent(type="notify_admins", playbook="gate", count=1)
+    assert "30.00 USD" in note["text"] and "50.00 CNY" in note["text"] and "欠款人" not in note["text"]
+    assert [r["data"] for r in chat.records("gate", "held_on_erase")] == [
+        {"amounts": {"USD": 3000, "CNY": 5000}}
+    ]
+    chat.assert_ledger_balanced()
+    assert chat.engine.erase_member("test", "sim", "u1") == []  # twice: nothing moves twice
+    assert chat.balance("member:sim:u1:CNY") == 5000
     chat.assert_ledger_balanced()

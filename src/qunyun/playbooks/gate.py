@@ -49,6 +49,7 @@ from sqlalchemy import select
 
 from qunyun.core.errors import CommandError
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
+from qunyun.playbooks.referrals import CODE_LENGTH, MAX_CODE_LENGTH
 
 Locale = Literal["zh-CN", "en"]
 #: A text the operator writes once, or once per locale.
@@ -59,6 +60,11 @@ Mode = Literal["open", "approval", "quiz", "invitation", "paid", "bounty", "cred
 PROTECTED = frozenset({"owner", "admin", "assistant", "guest"})
 #: Crockford base32 (no I, L, O, U).
 _CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+#: What people type inside a code ("7k3-m9q", "7K3 M9Q"); the same set ``referrals`` drops.
+_CODE_SEPARATORS = re.compile(r"[\s\-‐‑‒–—―_.·]+")
+#: A typed code after a keyword: letters and digits with single separators between them, up to
+#: 16 of them (longer than the 10 of a real code, so an overlong guess is caught and counted).
+_CODE_TOKEN = r"([0-9A-Za-z](?:[ \-‐‑‒–—―_.·]?[0-9A-Za-z]){5,15})(?![0-9A-Za-z])"
 _CONTROLS = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c\ufeff]")
 _MAX_ANSWERS = 20
 _ADMIN_VERBS = {
@@ -100,14 +106,16 @@ def _norm(text: str) -> str:
 
 
 def normalize_code(raw: str) -> str:
-    """An invite code as typed → its canonical form (strip, upper, O→0, I/L→1, no spaces/dashes)."""
+    """An invite code as typed → its canonical form (strip, upper, O→0, I/L→1, no spaces/dashes),
+    folded exactly as :func:`qunyun.playbooks.referrals.normalise_code` folds it."""
     text = unicodedata.normalize("NFKC", raw).strip().upper()
     text = text.replace("O", "0").replace("I", "1").replace("L", "1")
-    return re.sub(r"[\s\-_]+", "", text)
+    return _CODE_SEPARATORS.sub("", text)
 
 
 def valid_code(code: str) -> bool:
-    return len(code) == 6 and all(c in _CROCKFORD for c in code)
+    """A code ``referrals`` can have issued: 6 characters, or up to 10 after a collision."""
+    return CODE_LENGTH <= len(code) <= MAX_CODE_LENGTH and all(c in _CROCKFORD for c in code)
 
 
 def safe_text(text: str, limit: int) -> str:
@@ -421,6 +429,11 @@ class Gate(Playbook):
             "zh-CN": "💰 {name}（{member}）的入群付款有 {amount} 需要退还：{why}。执行 refund 命令登记退款。",
             "en": "💰 {amount} of {name} ({member})'s entry payment is to be refunded: {why}. Record it with the refund command.",
         },
+        "admin_held_erased": {
+            "zh-CN": "💰 一位成员的个人数据已按要求删除，入群付款中待退还的 {amounts} 已转入其账户（账本中的匿名成员），请照常退款。",
+            "en": "💰 A member's personal data was erased at their request; {amounts} of their entry payment still to be "
+            "refunded now sits in their ledger account (an anonymous member). Please refund it as usual.",
+        },
         "why_currency": {"zh-CN": "币种不符", "en": "wrong currency"},
         "why_excess": {"zh-CN": "多付", "en": "paid too much"},
         # --- bounty
@@ -679,6 +692,10 @@ class Gate(Playbook):
                 consumed = False
             else:
                 self._try_code(ctx, uid, st, rec, code)
+                if rec.get("status") == "admitted":
+                    # the accepted code goes on to ``referrals``, which attributes the join to its owner
+                    _save(ctx, uid, st)
+                    return
         elif cfg.mode == "bounty":
             if _bounty_parts(cfg, text) is None:
                 consumed = False
@@ -1163,6 +1180,36 @@ class Gate(Playbook):
         out.sort(key=lambda r: (r["since"] or "", r["member"]))
         return out
 
+    # --------------------------------------------------------------- privacy
+
+    def erase_member(self, ctx: Context, member: str) -> None:
+        """Forget the application; money held for a refund moves to the member's own account.
+
+        The record of whom the held money is owed to goes with the rest of
+        their gate state, so the debt is kept where erasure keeps it: in the
+        ledger, on the member's account (an anonymous member after erasure),
+        and the admins are told the amounts (without a name).
+        """
+        st = ctx.state.get(f"m:{member}") or {}
+        owed: dict[str, int] = {}
+        for rec in (st.get("groups") or {}).values():
+            for currency, amount in (rec.get("held") or {}).items():
+                if isinstance(currency, str) and type(amount) is int and amount > 0:
+                    owed[currency] = owed.get(currency, 0) + amount
+        for currency, amount in owed.items():
+            ctx.ledger.transfer(
+                f"community:suspense:{currency}",
+                ctx.ledger.member_account(member, currency),
+                amount,
+                currency,
+                "entry payment held for a refund, owed to an erased member",
+            )
+        if owed:
+            ctx.record("held_on_erase", None, amounts=owed)
+            sep = "、" if ctx.locale == "zh-CN" else ", "
+            ctx.notify_admins(ctx.render("admin_held_erased", amounts=sep.join(money(n, c) for c, n in owed.items())))
+        super().erase_member(ctx, member)
+
     # -------------------------------------------------------- chat commands
 
     def _admin_chat(self, ctx: Context, event: Any) -> bool:
@@ -1361,9 +1408,9 @@ def _keyword_pattern(words: list[str]) -> str:
 
 def _find_code(cfg: GateConfig, text: str, *, phrase_only: bool = False) -> str | None:
     """An invite code in ``text``: after a code keyword, or (in a join request) the whole answer."""
-    head = text[:500]
+    head = unicodedata.normalize("NFKC", text[:500])
     m = re.search(
-        r"(?:" + _keyword_pattern(cfg.code_keywords) + r")\s*[:：]?\s*([0-9A-Za-z]{3}[\s\-]?[0-9A-Za-z]{3})(?![0-9A-Za-z])",
+        r"(?:" + _keyword_pattern(cfg.code_keywords) + r")\s*[:：]?\s*" + _CODE_TOKEN,
         head,
         re.IGNORECASE,
     )
@@ -1371,7 +1418,7 @@ def _find_code(cfg: GateConfig, text: str, *, phrase_only: bool = False) -> str 
         return normalize_code(m.group(1))
     if not phrase_only:
         code = normalize_code(head)
-        if len(code) == 6 and code.isalnum() and code.isascii():
+        if CODE_LENGTH <= len(code) <= MAX_CODE_LENGTH and code.isalnum() and code.isascii():
             return code
     return None
 

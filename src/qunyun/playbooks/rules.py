@@ -265,16 +265,20 @@ class Rules(Playbook):
             "en": "{name}, your proposal #{n} is still open; wait for its result before making another.",
         },
         "proposal_passed": {
-            "zh-CN": "🗳️ 第 {n} 号提议通过（赞成 {yes}，反对 {no}）：“{text}”。管理员会据此修订群规。",
-            "en": "🗳️ Proposal #{n} passed ({yes} for, {no} against): \"{text}\". The admins will amend the rules.",
+            "zh-CN": "🗳️ 第 {n} 号提议通过（赞成 {yes}，反对 {no}）：{name} 提出的“{text}”。管理员会据此修订群规。",
+            "en": "🗳️ Proposal #{n} passed ({yes} for, {no} against): \"{text}\", proposed by {name}. "
+            "The admins will amend the rules.",
         },
         "proposal_failed": {
             "zh-CN": "🗳️ 第 {n} 号提议未通过（赞成 {yes}，反对 {no}；需要至少 {min_votes} 票且赞成多于反对）。",
             "en": "🗳️ Proposal #{n} did not pass ({yes} for, {no} against; it needed {min_votes} votes and more for than against).",
         },
+        "former_member": {"zh-CN": "一位已注销的成员", "en": "a former member"},
         "admin_proposal": {
-            "zh-CN": "🗳️ 第 {n} 号群规修改提议已通过（赞成 {yes}，反对 {no}）：“{text}”。采纳时请用 amend 命令并写上 proposal={n}。",
-            "en": "🗳️ Rule proposal #{n} passed ({yes} for, {no} against): \"{text}\". To adopt it, use the amend command with proposal={n}.",
+            "zh-CN": "🗳️ {name} 提出的第 {n} 号群规修改提议已通过（赞成 {yes}，反对 {no}）：“{text}”。"
+            "采纳时请用 amend 命令并写上 proposal={n}。",
+            "en": "🗳️ Rule proposal #{n} by {name} passed ({yes} for, {no} against): \"{text}\". "
+            "To adopt it, use the amend command with proposal={n}.",
         },
     }
 
@@ -684,7 +688,10 @@ class Rules(Playbook):
                     ctx.state.put(f"m:{by}", mine)
                 else:
                     ctx.state.delete(f"m:{by}")
-        values = {"n": n, "yes": yes, "no": no, "text": p["text"], "min_votes": cfg.min_votes}
+        # The proposer is named wherever their text is quoted: erasing them blanks
+        # every bot message that names them, so no copy of their words outlives it.
+        proposer = ctx.name(by) if by else ctx.render("former_member")
+        values = {"n": n, "yes": yes, "no": no, "text": p["text"], "min_votes": cfg.min_votes, "name": proposer}
         ctx.record("proposal_closed", n=n, passed=passed, yes=yes, no=no)
         if passed:
             ctx.send(ctx.render("proposal_passed", **values))
