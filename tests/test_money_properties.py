@@ -2,8 +2,10 @@
 
 Random sequences of entry fees, dues, unmatched payments, top-ups, tips
 (valid and abusive), weekly awards, deposit challenges (joins with right
-and wrong amounts, check-ins at random times), payouts, erasures (also in
-the middle of a challenge) and the passing of time. After every step:
+and wrong amounts, check-ins at random times), payouts, duty sign-ups,
+quits and rotations (duty pay from the admin dues, pro rata, capped by what
+the dues hold), erasures (also in the middle of a challenge or a duty week)
+and the passing of time. After every step:
 every transaction sums to zero, balances equal the sum of their postings,
 and no account that must not go negative (member balances, the fund, admin
 dues, suspense, challenge pots) does. At the end every finished challenge's
@@ -29,6 +31,7 @@ from sqlalchemy import text
 from qunyun.core.errors import CommandError
 from qunyun.engine import Context, Playbook, Registry
 from qunyun.playbooks.challenge import Challenge
+from qunyun.playbooks.duty import Duty
 from qunyun.playbooks.fund import Fund, iso_week
 from qunyun.playbooks.gate import Gate
 from qunyun.testing import Chat
@@ -53,13 +56,15 @@ class ScoreBoard(Playbook):
             ctx.state.put(key, week)
 
 
-REG = Registry({"gate": Gate, "qa": ScoreBoard, "challenge": Challenge, "fund": Fund})
+REG = Registry({"gate": Gate, "qa": ScoreBoard, "challenge": Challenge, "fund": Fund, "duty": Duty})
 CONFIG = {
     "gate": {"mode": "paid", "fee": 20000, "currency": "CNY"},
     "qa": {},
     "challenge": {},
     "fund": {"season_start": "2026-11-02", "season_weeks": 8, "admin_dues_share": 30, "tip_max": 5000,
              "award_cron": None},
+    # two on duty a week at 30.00 each: more than the dues usually hold, so the cap is exercised
+    "duty": {"per_week": 2, "pay_per_week": 3000},
 }
 NON_NEGATIVE = (
     "code LIKE 'member:%' OR code LIKE 'community:fund:%' OR code LIKE 'community:dues:%' "
@@ -85,6 +90,9 @@ ops = st.one_of(
     st.tuples(st.just("payout"), user, st.integers(min_value=1, max_value=5000)),
     st.tuples(st.just("erase"), user),
     st.tuples(st.just("hours"), st.integers(min_value=1, max_value=16)),
+    st.tuples(st.just("duty"), user, st.sampled_from(["报名值班", "报名值班", "退出值班"])),
+    st.tuples(st.just("rotate")),
+    st.tuples(st.just("days"), st.integers(min_value=1, max_value=8)),
 )
 #: Every random history starts with some money about: two entry fees and a top-up each.
 PREFIX: list[tuple[Any, ...]] = [("fee", "u0"), ("fee", "u1"), *(("pay", u, 2000, "充值", "CNY") for u in USERS)]
@@ -119,6 +127,13 @@ def run(chat: Chat, history: list[tuple[Any, ...]], check: Callable[[Chat], None
                 chat.command("fund", "payout", member=op[1], amount=op[2])
         elif kind == "erase":
             assert chat.engine.erase_member("test", "sim", op[1]) == []
+        elif kind == "duty":
+            chat.say(op[1], op[2])
+        elif kind == "rotate":
+            with contextlib.suppress(CommandError):  # already rotated this week: refused
+                chat.command("duty", "rotate")
+        elif kind == "days":
+            chat.advance(days=op[1])
         else:
             chat.advance(hours=op[1])
         check(chat)
@@ -220,6 +235,17 @@ FIXED: list[tuple[Any, ...]] = [
     ("checkin", ["u1"], "跑步"),
     ("erase", "u3"),
     ("hours", 30),
+    ("duty", "u1", "报名值班"),
+    ("duty", "u2", "报名值班"),
+    ("duty", "u0", "报名值班"),
+    ("pay", "u1", 1001, "群管费", "CNY"),
+    ("days", 7),  # a rotation: u1 and u2 on duty
+    ("days", 3),
+    ("duty", "u2", "退出值班"),  # mid-week: u0 steps in
+    ("days", 5),  # the next rotation pays the week from the dues, capped
+    ("erase", "u0"),
+    ("rotate",),
+    ("days", 7),
 ]
 
 
@@ -232,3 +258,11 @@ def test_a_fixed_history_on_both_databases(make_chat: Callable[..., Chat]) -> No
     assert chat.balance("community:suspense:USD") == 700
     assert chat.balance("community:suspense:CNY") == 1001  # the fourth deposit of 早起 was one fen too much
     assert chat.balance("external:payouts:CNY") == 100
+    # duty pay: what came into the admin dues = what is left there + what duty paid out of them
+    paid = sum(int(r["data"]["amount"]) for r in chat.records("duty", "duty_pay"))
+    assert paid > 0, "the fixed history pays duty"
+    into_dues = chat.scalar(
+        "SELECT COALESCE(SUM(p.amount), 0) FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id "
+        "WHERE a.code = 'community:dues:CNY' AND p.amount > 0"
+    )
+    assert int(into_dues) == chat.balance("community:dues:CNY") + paid

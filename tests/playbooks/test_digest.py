@@ -230,3 +230,26 @@ def test_bad_settings_and_arguments(make_chat: Make) -> None:
         chat.command("digest", "render", formats=["pdf"])
     with pytest.raises(CommandError, match="no command"):
         chat.command("digest", "publish")
+
+
+def test_only_sessions_that_took_place_are_shares(make_chat: Make) -> None:
+    """With the real ``sessions``: a speaker who never showed, or a cancelled or future
+    session, is not credited in the digest; a session held is, under its summary."""
+    chat = make_chat({"sessions": {"stages": [], "warmups": [], "no_show_minutes": 15, "summary_delay": 5},
+                      "essence": {}, "digest": {"daily": None}}, roles=ROLES)
+    for uid, name in (("sp", "讲者老张"), ("sp2", "讲者小周"), ("ho", "主持小李"), ("boss", "群主")):
+        chat.join(uid, name)
+    chat.command("sessions", "create", speaker="sp", host="ho", topic="没来的分享", starts_at="2026-11-04 20:00")
+    chat.command("sessions", "create", speaker="sp2", host="ho", topic="按时开讲", starts_at="2026-11-05 20:00")
+    chat.command("sessions", "create", speaker="sp2", host="ho", topic="取消了", starts_at="2026-11-06 20:00")
+    chat.command("sessions", "cancel", session="3")
+    chat.advance_to(datetime(2026, 11, 5, 11, 59, tzinfo=UTC))
+    assert chat.state("sessions", "s:1")["status"] == "no_show"
+    chat.say("sp2", "大家好，开始了")
+    chat.advance(days=3)
+    assert chat.state("sessions", "s:2")["status"] == "done"
+    week = chat.command("digest", "render", label="2026-W45", formats="md")
+    assert week["entries"] == 1
+    md = week["files"]["digest-2026-W45.md"]
+    assert "讲者小周" in md and "讲者老张" not in md and "没来的分享" not in md and "取消了" not in md
+    assert chat.command("digest", "render", label="2026-11-04")["entries"] == 0

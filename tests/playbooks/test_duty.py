@@ -382,3 +382,26 @@ def test_kpi_with_the_real_qa_and_digest_playbooks(make_chat: Make) -> None:
     assert "答疑 2 人，回答得票 1，解决问题 1 个，精华已发布" in handover["text"]
     kpi = chat.state("duty", "kpi:2026-W46")
     assert (kpi["answerers"], kpi["votes"], kpi["resolved"], kpi["asked"], kpi["digest"]) == (2, 1, 1, 1, True)
+
+
+def test_launch_and_duty_share_the_done_keyword_without_double_replies(make_chat: Make) -> None:
+    """Both listen to ``完成 <x>``: a launch task id is left to launch, a checklist item is ticked,
+    and what neither knows gets one reply (launch's), not two."""
+    tasks = [{"id": "rules", "day": 0, "title": "发群规"}, {"id": "opening", "day": 1, "title": "开场"}]
+    chat = make_chat({"launch": {"tasks": tasks}, "duty": {}}, roles=ADMINS)
+    _signup(chat, "u1", "u2")
+    chat.advance_to(local(2026, 11, 9, 9, 0))
+    chat.take()
+    chat.say("boss", "完成 rules")  # launch's task: marked by launch, duty says nothing
+    [reply] = chat.assert_sent(count=1)
+    assert reply["playbook"] == "launch"
+    assert chat.state("duty", "week:2026-W46")["done"] == {}
+    chat.say("boss", "完成 digest")  # a checklist item: ticked by duty
+    [reply] = chat.assert_sent(playbook="duty", count=1)
+    assert "（1/4）" in reply["text"]
+    chat.say("u1", "完成 1")  # the member on duty (launch ignores non-admins)
+    chat.assert_sent("（2/4）", count=1)
+    chat.say("boss", "完成 nonsense")  # unknown to both: one reply, from launch
+    [reply] = chat.assert_sent(count=1)
+    assert reply["playbook"] == "launch"
+    # (without launch in the group duty explains an unknown item itself: see the checklist test)

@@ -277,6 +277,22 @@ def test_weekly_award_is_the_balance_over_the_weeks_left_split_by_rank(make_chat
     conserved(chat)
 
 
+def test_awards_read_qa_and_sessions_running_in_other_groups(make_chat: Make) -> None:
+    """Their week state is community-wide: the award in the fund's home group finds the answerers
+    and sharers even when ``qa`` and ``sessions`` run only in another group."""
+    off = {"qa": {"enabled": False}, "sessions": {"enabled": False}}
+    chat = make_chat({"qa": {}, "sessions": {}, "fund": {**AWARD_CFG, "season_weeks": 1}}, registry=REG,
+                     groups=["g-main", "g-study"], group_overrides={"g-main": off})
+    chat.command("fund", "record", member="boss", amount=1000, kind="donation")
+    chat.say("admin", "SCORE:qa 2026-W45 u1 3", group="g-study")
+    chat.say("admin", "SCORE:sessions 2026-W45 s1 1", group="g-study")
+    assert chat.state("qa", "week:2026-W45") == {"answerers": {"u1": 3}}
+    out = chat.command("fund", "award", week="2026-W45")
+    assert out["paid"] == {"u1": 350, "s1": 150}
+    assert chat.balance(FUND) == 500
+    conserved(chat)
+
+
 def test_awards_wait_for_approval_when_asked(make_chat: Make) -> None:
     chat = make_chat({"qa": {}, "fund": {**AWARD_CFG, "require_approval": True, "season_weeks": 1}},
                      registry=REG)
@@ -382,6 +398,30 @@ def test_statement_in_chat_and_by_command(make_chat: Make) -> None:
     chat.assert_sent("the season since 2026-11-02", count=1)
     with pytest.raises(CommandError, match="unknown period"):
         chat.command("fund", "statement", period="decade")
+
+
+def test_statement_counts_money_moved_where_the_fund_does_not_run(make_chat: Make) -> None:
+    """The statement is read from the ledger: an entry fee the gate takes in a group without
+    the fund, and a challenge's leftovers, are in it too."""
+    cfg = {"gate": {"mode": "paid", "fee": 20000, "currency": "CNY"}, "challenge": {}, "fund": {}}
+    chat = make_chat(cfg, registry=REG, locale="en", groups=["g-main", "g-join"],
+                     group_overrides={"g-join": {"fund": {"enabled": False}, "challenge": {"enabled": False}},
+                                      "g-main": {"gate": {"enabled": False}}})
+    chat.join("u1", "Ann", group="g-join")
+    chat.event("payment", "u1", amount=20000, currency="CNY", memo="", group="g-join")
+    assert chat.balance(FUND) == 20000
+    chat.command("challenge", "create", challenge="run", start="2026-11-03", days=1, deposit=500, deadline="20:00")
+    chat.pay("u1", 500, "CNY", "run")  # joins; never checks in: the day's forfeit goes to the fund
+    chat.advance(days=2)
+    assert chat.balance(FUND) == 20500
+    chat.take()
+    chat.say("u2", "fund statement")
+    [week] = chat.assert_sent(type="send", playbook="fund", count=1)
+    assert "In: 205.00 CNY" in week["text"] and "Out: 0.00 CNY" in week["text"]
+    assert "Balance now: 205.00 CNY" in week["text"]
+    out = chat.command("fund", "statement", period="week")
+    assert (out["in"], out["out"], out["balance"]) == (20500, 0, 20500)
+    conserved(chat)
 
 
 def test_statement_cron_posts_in_the_home_group_only(make_chat: Make) -> None:

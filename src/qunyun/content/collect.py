@@ -9,9 +9,11 @@
   day the answer was written; its text is read from the engine's ``messages``
   table (the ``qa`` state keeps the message id only);
 - when the ``sessions`` playbook runs in any group: each session (``s:<sid>``)
-  that has started by now and was not cancelled, as kind ``share``, on the
-  local day it started, credited to its speaker; its text is the session's
-  ``summary`` if it has one, else its topic.
+  that took place (status ``done``: not planned, live, cancelled, nor one
+  whose speaker never showed), as kind ``share``, on the local day it
+  started, credited to its speaker; its text is the session's ``summary`` if
+  it has one, else its topic. These are exactly the sessions ``sessions``
+  credits as shares (its ``week:<W>`` and ``shared`` records).
 
 A message that is both a best answer and marked as essence appears once (as
 the essence entry). Entries are read when a digest is made, so a best answer
@@ -31,7 +33,9 @@ from qunyun.engine import Context
 
 KINDS = ("message", "answer", "share")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_CANCELLED = frozenset({"cancelled", "canceled", "dropped"})
+#: The one ``sessions`` status of a session that took place (``scheduled``, ``live``,
+#: ``no_show`` and ``cancelled`` are the others).
+_HELD = "done"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +178,10 @@ def _best_answers(ctx: Context, period: Period | None, seen: set[str]) -> list[E
 def _shares(ctx: Context, period: Period | None) -> list[Entry]:
     out = []
     for key, s in ctx.state_of("sessions").scan("s:"):
-        if not isinstance(s, dict) or not s.get("speaker"):
-            continue
-        if str(s.get("status") or "").casefold() in _CANCELLED:
-            continue
+        if key.count(":") != 1 or not isinstance(s, dict) or not s.get("speaker"):
+            continue  # s:<sid>:q:<msg> and s:<sid>:n:<uid> are a session's questions and notices
+        if s.get("status") != _HELD:
+            continue  # planned, live, cancelled, or the speaker never showed: not a share
         starts = _iso(s.get("starts_at"))
         if starts is None or starts > ctx.now:
             continue
@@ -237,7 +241,7 @@ def archive(ctx: Context, member: str) -> dict[str, Any]:
         {"session": key[2:], "topic": s.get("topic", ""), "starts_at": s.get("starts_at"), "status": s.get("status"),
          "role": "speaker" if s.get("speaker") == member else "host"}
         for key, s in ctx.state_of("sessions").scan("s:")
-        if isinstance(s, dict) and member in (s.get("speaker"), s.get("host"))
+        if key.count(":") == 1 and isinstance(s, dict) and member in (s.get("speaker"), s.get("host"))
     ]
     medals = (ctx.state_of("medals").get(f"m:{member}") or {}).get("medals") or {}
     conferred = ctx.state_of("titles").get(f"m:{member}") or {}

@@ -441,7 +441,26 @@ class Duty(Playbook):
             return
         if uid not in self._current(ctx) and ctx.role(uid) not in ("owner", "admin"):
             return  # "完成 1" from anyone else is ordinary chat
+        if self._launch_says(ctx, words[0], words[1]):
+            return  # the launch playbook's "完成 <task-id>": not ours to answer
         self._tick_reply(ctx, words[1], uid, event.msg_id)
+
+    def _launch_says(self, ctx: Context, keyword: str, ref: str) -> bool:
+        """Whether ``<keyword> <ref>`` is for the ``launch`` playbook running in this group.
+
+        Both playbooks listen to ``完成 <x>`` by default. When ``launch`` runs here and
+        shares the keyword, a ``ref`` that names one of its tasks is left to it, and so is
+        a ``ref`` that is no checklist item of ours (``launch`` answers an unknown task
+        itself; two "unknown" replies to one message would only confuse).
+        """
+        launch = ctx.group.playbooks.get("launch") if ctx.enabled("launch") else None
+        if launch is None:
+            return False
+        words = {str(w).strip().casefold() for w in getattr(launch, "done_keywords", ())}
+        if keyword.casefold() not in words:
+            return False
+        tasks = {str(getattr(t, "id", "")).casefold() for t in getattr(launch, "tasks", ())}
+        return ref.strip().casefold() in tasks or self._item(ctx.config, ref) is None
 
     # ------------------------------------------------------------------ jobs
 

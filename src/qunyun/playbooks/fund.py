@@ -29,10 +29,13 @@ per rank; every fen not paid stays in the fund) to the week's best answerers
 ties by score then user id.
 
 State: ``season`` → ``{"start", "weeks", "source"}``; ``award:<W>`` →
-``{"pool", "paid": {uid: fen}, "ts", "status", "lines"}``;
-``flow:<YYYY-MM-DD>`` → ``{"in", "out"}`` (the fund's movements by local
-day, for statements); ``m:<uid>`` → ``{"since", "left", "dues", "months",
+``{"pool", "paid": {uid: fen}, "ts", "status", "lines"}``; ``m:<uid>`` → ``{"since", "left", "dues", "months",
 "unmatched"}`` (dues paid and unmatched payments of one member).
+
+Statements (in, out, balance) are read from the ledger's postings to the
+fund account over local days, so money any playbook moved in any group
+counts (the gate's entry fees in a group without the fund, a challenge's
+leftovers).
 """
 
 from __future__ import annotations
@@ -40,15 +43,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
+from sqlalchemy import case, func, select
 
 from qunyun.core.errors import CommandError
 from qunyun.core.text import clip
-from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig, Posting
+from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
+from qunyun.store import models as m
 
 #: Roles that pay no dues by default.
 STAFF = ("owner", "admin", "assistant", "guest")
@@ -291,6 +296,33 @@ def home_group(ctx: Context, pid: str, wanted: str | None) -> str:
     return (plain or groups or [ctx.group])[0].key
 
 
+def fund_moves(ctx: Context, account: str, first: date, last: date) -> tuple[int, int]:
+    """(in, out) of ``account`` over the local days ``first``..``last``, from the ledger's postings.
+
+    Read-only, on the engine's ledger tables (like ``qunyun ledger --statement``). Postings
+    of the transaction under way are not in them yet.
+    """
+    tz = ctx.community.tz
+    begin = datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    acc, tx, p = m.table(m.Account), m.table(m.LedgerTransaction), m.table(m.Posting)
+    row = ctx.db.execute(
+        select(
+            func.coalesce(func.sum(case((p.c.amount > 0, p.c.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((p.c.amount < 0, -p.c.amount), else_=0)), 0),
+        )
+        .select_from(p.join(acc, acc.c.id == p.c.account_id).join(tx, tx.c.id == p.c.transaction_id))
+        .where(acc.c.community_id == ctx.community.id, acc.c.code == account, tx.c.ts >= begin, tx.c.ts < end)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def runs_anywhere(ctx: Context, pid: str) -> bool:
+    """Whether playbook ``pid`` runs in any group of the community (its state is community-wide,
+    so the award and reconciliation read it even when it runs in another group than ours)."""
+    return any(pid in g.playbooks for g in ctx.community.groups.values())
+
+
 def _positive_amount(args: Mapping[str, Any], key: str = "amount", *, required: bool = True) -> int | None:
     amount = args.get(key)
     if amount is None and not required:
@@ -322,7 +354,6 @@ class Fund(Playbook):
     config_model = FundConfig
     handles = frozenset({"message", "payment", "member_joined", "member_left"})
     emits = frozenset({"send", "direct", "notify_admins"})
-    watches_ledger = True
     summary: ClassVar[dict[str, str]] = {
         "zh-CN": "群基金：入群费和会费入账，按赛季每周给最佳回答和分享发奖，成员互相打赏，账目公开可查。",
         "en": "Community fund: fees and dues in, weekly awards for the best answers and shares over a season, "
@@ -624,18 +655,6 @@ class Fund(Playbook):
 
     # ----------------------------------------------------------- statements
 
-    def on_postings(self, ctx: Context, postings: list[Posting]) -> None:
-        cfg: FundConfig = ctx.config
-        fund = fund_account(cfg.currency)
-        moved = [p.amount for p in postings if p.account == fund]
-        if not moved:
-            return
-        key = f"flow:{ctx.today.isoformat()}"
-        flow = dict(ctx.state.get(key) or {"in": 0, "out": 0})
-        flow["in"] = int(flow.get("in", 0)) + sum(a for a in moved if a > 0)
-        flow["out"] = int(flow.get("out", 0)) - sum(a for a in moved if a < 0)
-        ctx.state.put(key, flow)
-
     def statement(self, ctx: Context, period: str) -> dict[str, Any]:
         """In, out and balance of the fund for ``period`` (week, month or season) up to today."""
         cfg: FundConfig = ctx.config
@@ -648,12 +667,7 @@ class Fund(Playbook):
             first = date.fromisoformat(self._season(ctx)["start"])
         else:
             raise CommandError(f"unknown period {period!r}", hint="one of: week, month, season")
-        income = spent = 0
-        for key, flow in ctx.state.scan("flow:"):
-            day = key[5:]
-            if first.isoformat() <= day <= today.isoformat():
-                income += int(flow.get("in", 0))
-                spent += int(flow.get("out", 0))
+        income, spent = fund_moves(ctx, fund_account(cfg.currency), first, today)
         return {
             "period": period,
             "from": first.isoformat(),
@@ -696,12 +710,12 @@ class Fund(Playbook):
             return {"week": week, "pool": 0, "weeks": max(left, 0), "lines": []}
         pool = balance // left
         lines: list[dict[str, Any]] = []
-        if ctx.enabled("qa"):
+        if runs_anywhere(ctx, "qa"):
             data = ctx.state_of("qa").get(f"week:{week}") or {}
             scores = {u: s for u, s in (data.get("answerers") or {}).items()
                       if isinstance(s, int) and s >= cfg.min_answer_score}
             lines += self._ranked(ctx, "answers", scores, pool * cfg.answers_percent // 100, cfg.answer_ranks)
-        if ctx.enabled("sessions"):
+        if runs_anywhere(ctx, "sessions"):
             data = ctx.state_of("sessions").get(f"week:{week}") or {}
             counts = {u: n for u, n in (data.get("shares") or {}).items() if isinstance(n, int) and n > 0}
             lines += self._ranked(ctx, "shares", counts, pool * cfg.shares_percent // 100, cfg.share_ranks)
@@ -884,7 +898,7 @@ class Fund(Playbook):
                 "expected": expected, "paid": paid, "owes": max(0, expected - paid), "ahead": max(0, paid - expected),
                 "this_month": int((st.get("months") or {}).get(month, 0)),
             })
-        if ctx.enabled("challenge"):
+        if runs_anywhere(ctx, "challenge"):
             for key, st in ctx.state_of("challenge").scan("m:"):
                 for entry in (st or {}).get("unmatched") or ():
                     unmatched.append({"member": key[2:], "name": ctx.name(key[2:]), "via": "challenge", **entry})
