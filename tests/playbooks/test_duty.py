@@ -401,6 +401,9 @@ def test_launch_and_duty_share_the_done_keyword_without_double_replies(make_chat
     assert "（1/4）" in reply["text"]
     chat.say("u1", "完成 1")  # the member on duty (launch ignores non-admins)
     chat.assert_sent("（2/4）", count=1)
+    chat.say("boss", "完成 3")  # an admin ticks item 3: duty answers, launch leaves a number alone
+    [reply] = chat.assert_sent(count=1)
+    assert reply["playbook"] == "duty"
     chat.say("boss", "完成 nonsense")  # unknown to both: one reply, from launch
     [reply] = chat.assert_sent(count=1)
     assert reply["playbook"] == "launch"

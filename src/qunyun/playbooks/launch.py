@@ -228,6 +228,8 @@ class Launch(Playbook):
         if not is_admin and not (task is not None and task.owner == uid):
             return
         if task is None:
+            if ctx.enabled("duty") and words[1].isdigit():
+                return  # "完成 2" ticks the duty checklist's item 2: not ours to answer
             ids = ", ".join(t.id for t in gcfg.tasks)
             ctx.send(ctx.render("unknown_task", task=words[1], ids=ids), reply_to=event.msg_id)
             return
