@@ -20,16 +20,18 @@ from qunyun.cli import app
 from qunyun.config.model import load_settings
 from qunyun.core.clock import FakeClock
 from qunyun.core.events import MemberJoined, Message, Reaction, parse_event
-from qunyun.demo import MARKER, STREAK_BUCKETS, prepare_out, run_demo
+from qunyun.demo import MARKER, STREAK_BUCKETS, prepare_out, read_commands, run_demo
 from qunyun.engine.engine import Engine, run_events
 from qunyun.store import models as m
 from qunyun.store.db import migrate, open_engine
 
 SMALL = ["--groups", "1", "--members", "40", "--days", "5"]
 #: The demo's playbooks in the order they run (open hours only in the reading club).
+# every playbook the demo runs, in the built-ins' working order
 PLAYBOOK_ORDER = [
-    "moderation", "gate", "rules", "welcome", "profile", "activation", "microphone",
-    "checkin", "faq", "levels", "guard", "elimination", "referrals",
+    "moderation", "gate", "rules", "referrals", "challenge", "fund", "welcome", "profile",
+    "activation", "guard", "sessions", "checkin", "faq", "microphone", "qa", "essence", "digest",
+    "titles", "medals", "levels", "duty", "elimination",
 ]  # fmt: skip
 
 
@@ -193,7 +195,20 @@ def test_replaying_the_events_file_gives_the_same_actions(small_run: Any, tmp_pa
         migrate(replay)
         engine = Engine(replay, settings, clock=FakeClock(events[0].ts), batch_size=500)
         engine.setup_groups()
-        outcomes = run_events(engine, events)
+        # the operator's commands, each given where the demo gave it
+        commands = read_commands(run.commands_path)
+        # 8 days: the challenge, but not the session (planned for day 9)
+        assert [(c["playbook"], c["name"]) for c in commands] == [("challenge", "create")]
+        outcomes = []
+        rest = events
+        for c in commands:
+            at = datetime.fromisoformat(c["at"])
+            before = [e for e in rest if e.ts < at]
+            rest = rest[len(before):]
+            outcomes += run_events(engine, before)
+            engine.advance_to(at)
+            engine.command(c["community"], c["playbook"], c["name"], c["args"], actor=c["actor"], id=c["id"])
+        outcomes += run_events(engine, rest)
         assert {o.status for o in outcomes} == {"handled"}
         last = events[-1].ts
         engine.advance_to(
@@ -215,8 +230,11 @@ def test_the_language_changes_the_words_not_the_community(tmp_path: Path) -> Non
     assert zh.summary.community == "晨光成长营" and en.summary.community != zh.summary.community
 
 
-def test_qunyun_replay_reads_the_demo_files(small_run: Any, tmp_path: Path) -> None:
-    run = small_run
+def test_qunyun_replay_reads_the_demo_files(tmp_path: Path) -> None:
+    # without the operator's commands the events file is the whole story
+    run = run_demo(seed=5, groups=2, members=40, days=6, out=tmp_path / "demo", commands=False)
+    assert run.commands_path.read_bytes() == b""
+    assert run.summary.challenge is None and run.summary.sessions_held == 0
     replay_db = tmp_path / "replay.db"
     actions = tmp_path / "actions.jsonl"
     result = CliRunner().invoke(
@@ -419,3 +437,162 @@ def test_the_summary_prints_every_lifecycle_section(camp: Any) -> None:
 def s_name(run: Any) -> str:
     """The name of the member who brought the most people in."""
     return str(run.summary.top_inviters[0][0])
+
+
+# ------------------------------------------------- contribution and incentives
+
+
+def _db_rows(run: Any, query: Any) -> list[Any]:
+    db = open_engine(run.db_url)
+    try:
+        with db.connect() as conn:
+            return list(conn.execute(query).all())
+    finally:
+        db.dispose()
+
+
+def test_every_contribution_section_has_plausible_numbers(camp: Any) -> None:
+    s = camp.summary
+    assert s.failures == 0
+    # Q&A: about half the ordinary questions use the qa format; most get answers quickly
+    assert s.qa_questions >= 50
+    assert 0.8 * s.qa_questions <= s.qa_answered <= s.qa_questions
+    assert s.qa_answers >= s.qa_answered and s.qa_answerers >= 10 and s.qa_votes >= 50
+    assert 10 <= s.qa_best <= s.qa_answered
+    assert s.qa_median_minutes is not None and 1 <= s.qa_median_minutes <= 180
+    # fund: the owner's gift and dues in, weekly awards out, by rank
+    assert s.donations == 100_000 and s.dues_payments >= 50
+    assert s.dues_total == 5000 * s.dues_payments
+    # 20% of the dues go to the admin dues account, the rest and the gift to the fund
+    assert s.fund_in == s.donations + s.dues_total * 80 // 100
+    assert s.fund_out == s.fund_awards > 0 and s.fund_balance == s.fund_in - s.fund_out > 0
+    assert [w.week for w in s.award_weeks] == ["2026-W45", "2026-W46", "2026-W47"]
+    for w in s.award_weeks:
+        assert w.pool > 0 and len(w.winners) >= 1 and 0 < w.paid <= w.pool
+        answers = [amount for _, kind, _, amount in w.winners if kind == "answers"]
+        assert answers == sorted(answers, reverse=True)  # paid by rank
+    assert sum(w.paid for w in s.award_weeks) == s.fund_awards
+    assert any(kind == "shares" for w in s.award_weeks for _, kind, _, _ in w.winners)  # the speaker
+    # challenge: 14 days settled, every fen back with the participants, the pot empty
+    assert s.challenge == "早起" and s.challenge_settled == s.challenge_days == 14
+    assert s.challenge_participants >= 3 and s.challenge_deposits == 5000 * s.challenge_participants
+    assert s.challenge_checkins == s.challenge_days_made
+    assert 0.5 * 14 * s.challenge_participants <= s.challenge_checkins <= 14 * s.challenge_participants
+    assert s.challenge_redistributed > 0
+    assert s.challenge_refunded + s.challenge_redistributed + s.challenge_to_fund == s.challenge_deposits
+    assert s.challenge_pot == 0
+    # duty: three volunteers take turns from the second Monday; closed weeks are paid
+    assert len(s.duty_queue) == 3
+    assert [w.week for w in s.duty_weeks] == ["2026-W46", "2026-W47", "2026-W48"]
+    assert [len(w.on_duty) for w in s.duty_weeks] == [1, 1, 1]
+    assert [w.on_duty[0] for w in s.duty_weeks] == s.duty_queue
+    closed = [w for w in s.duty_weeks if w.final]
+    assert len(closed) == 2 and all(w.paid == 3000 and w.digest for w in closed)
+    assert all((w.answerers or 0) > 0 and (w.resolved or 0) > 0 for w in closed)
+    assert s.duty_paid == 6000
+    # essence and the weekly digest, written to the demo directory
+    assert s.essence_entries >= 3 and 1 <= s.essence_authors <= s.essence_entries
+    assert s.digest_periods == ["2026-W45", "2026-W46", "2026-W47"]
+    assert s.digest_entries >= s.essence_entries and s.digest_authors >= 10
+    assert len(s.digest_files) == 2 * len(s.digest_periods)
+    for path in s.digest_files:
+        assert Path(path).parent == camp.out.resolve() / "digests" and Path(path).stat().st_size > 200
+    # the sharing session, medals and titles
+    assert s.sessions_held == 1 and s.session_questions >= 3
+    assert dict(s.medals).get("坚持一周", 0) >= 5 and len(s.medals) >= 3
+    assert 1 <= len(s.titles) <= len(s.award_weeks)
+
+
+def test_the_contribution_numbers_are_what_the_database_says(camp: Any) -> None:
+    s = camp.summary
+    rec = m.Record.__table__
+    st = m.PlaybookState.__table__
+    acc = m.Account.__table__
+    post = m.Posting.__table__
+    records, _ = _counts(camp)
+
+    def n(playbook: str, kind: str) -> int:
+        return records.get((playbook, kind), (0, 0))[0]
+
+    def count_keys(playbook: str, prefix: str) -> int:
+        return _db_rows(
+            camp,
+            select(func.count()).where(
+                st.c.community_id == "demo", st.c.playbook == playbook, st.c.key.like(prefix + "%")
+            ),
+        )[0][0]
+
+    assert s.qa_questions == count_keys("qa", "q:")
+    assert s.qa_best == n("qa", "best_answer")
+    assert s.essence_entries == count_keys("essence", "e:")
+    assert len(s.digest_periods) == count_keys("digest", "published:")
+    assert s.digest_authors == records[("digest", "digest_included")][1]
+    assert s.challenge_participants == n("challenge", "joined")
+    assert s.challenge_checkins == n("challenge", "checkin")
+    assert s.challenge_settled == n("challenge", "settled")
+    assert s.dues_payments + 1 == n("fund", "payment")  # the dues and the owner's gift
+    assert len([w for w in s.duty_weeks if w.final]) == n("duty", "kpi")
+    assert len(s.titles) <= n("titles", "conferred")
+    assert sum(h for _, h in s.medals) == n("medals", "medal")
+
+    # the ledger: every transaction sums to zero; the balances are the postings' sums
+    unbalanced = _db_rows(
+        camp, select(post.c.transaction_id).group_by(post.c.transaction_id).having(func.sum(post.c.amount) != 0)
+    )
+    assert unbalanced == []
+    mismatched = _db_rows(
+        camp,
+        select(acc.c.code)
+        .join(post, post.c.account_id == acc.c.id)
+        .group_by(acc.c.id, acc.c.code, acc.c.balance)
+        .having(func.sum(post.c.amount) != acc.c.balance),
+    )
+    assert mismatched == []
+    totals = dict(_db_rows(camp, select(acc.c.currency, func.sum(acc.c.balance)).group_by(acc.c.currency)))
+    assert totals["CNY"] == 0 and totals["POINTS"] == 0  # conservation: money in = money held
+
+    def balance(code: str) -> int:
+        rows = _db_rows(camp, select(acc.c.balance).where(acc.c.community_id == "demo", acc.c.code == code))
+        return rows[0][0] if rows else 0
+
+    def moved(code: str, sign: int) -> int:
+        return _db_rows(
+            camp,
+            select(func.coalesce(func.sum(post.c.amount), 0))
+            .join(acc, acc.c.id == post.c.account_id)
+            .where(acc.c.code == code, post.c.amount * sign > 0),
+        )[0][0]
+
+    assert s.fund_balance == balance("community:fund:CNY") == moved("community:fund:CNY", 1) - s.fund_out
+    assert s.fund_in == moved("community:fund:CNY", 1)
+    assert s.admin_dues_balance == balance("community:dues:CNY")
+    # money from outside = the dues, the gift and the deposits (nothing else was paid)
+    assert -balance("external:payments:CNY") == s.dues_total + s.donations + s.challenge_deposits
+    assert balance("challenge:c1:pot:CNY") == s.challenge_pot == 0
+    assert moved("challenge:c1:pot:CNY", 1) == s.challenge_deposits
+    # awards: the fund's award records, the ledger's award postings and the summary agree
+    award_data = [d for pb, kind, d in _db_rows(camp, select(rec.c.playbook, rec.c.kind, rec.c.data)) if (pb, kind) == ("fund", "award")]
+    assert sum(d["amount"] for d in award_data) == s.fund_awards
+    pay = [d for pb, kind, d in _db_rows(camp, select(rec.c.playbook, rec.c.kind, rec.c.data)) if (pb, kind) == ("duty", "duty_pay")]
+    assert sum(d["amount"] for d in pay) == s.duty_paid
+
+
+def test_the_summary_prints_every_contribution_section(camp: Any) -> None:
+    from rich.console import Console
+
+    from qunyun.cli.demo import render
+
+    for lang, labels in (
+        ("zh-CN", ("问答", "群基金", "每周奖励", "押金挑战「早起」", "值班轮换", "精华与周报", "分享会", "勋章",
+                   "册封头衔", "周报文件", "¥")),
+        ("en", ("Q&A", "Community fund", "Weekly awards", 'Deposit challenge "早起"', "Duty rotation",
+                "Essence and digest", "Sharing sessions", "Medals", "Titles conferred", "Digest files", " CNY")),
+    ):  # fmt: skip
+        console = Console(record=True, width=200)
+        render(console, camp, lang, seed=42, groups=3, members=150, days=22)
+        text = console.export_text()
+        for label in labels:
+            assert label in text, (lang, label)
+        for path in camp.summary.digest_files:
+            assert path in text
+        assert camp.summary.duty_queue[0] in text and camp.summary.award_weeks[0].winners[0][0] in text

@@ -502,3 +502,61 @@ def test_a_community_that_sees_the_bot_talks_more_than_one_that_does_not(db_url:
     assert seen.stats.get("checkin_after_reminder", 0) > 0
     assert blind.stats.get("checkin_after_reminder", 0) == 0
     assert seen.stats.get("spam", 0) < blind.stats.get("spam", 0)
+
+
+# ------------------------------------------------- contribution and incentives
+
+
+def test_the_contribution_plan_is_fixed_by_the_seed(month: tuple[Simulation, list[Any]]) -> None:
+    from qunyun.adapters.sim.simulator import CHALLENGE, QA_FORMAT_P, SEED_DONATION, SESSION_DAY
+
+    sim, events = month
+    again = Simulation(seed=42)
+    assert again.commands() == sim.commands()
+    challenge, session = sim.commands()
+    assert (challenge.playbook, challenge.name, challenge.day) == ("challenge", "create", 0)
+    assert challenge.args == {**CHALLENGE, "start": "2026-11-03", "announce_group": "g-main"}
+    assert session.args["starts_at"] == f"2026-11-{2 + SESSION_DAY:02d} 20:00"
+    assert session.args["speaker"] == sim.speaker and sim.speaker not in sim.staff
+    assert len(set(sim.duty_volunteers)) == 3 and sim.duty_volunteers[:2] == sim.admins
+    assert sim.season_weeks == 5
+    assert Simulation(seed=42, days=9).commands()[1:] == []  # the session falls after the run
+    # without the bot: the owner's gift and the duty sign-ups happen, nobody pays dues
+    # (that follows the quiz) and nobody rises for a challenge nobody announced
+    payments = [e for e in events if e.type == "payment"]
+    assert [(p.actor.id, p.amount) for p in payments] == [(sim.owner.uid, SEED_DONATION)]
+    signups = [e for e in events if isinstance(e, Message) and e.text == "报名值班"]
+    assert sorted(e.actor.id for e in signups) == sorted(sim.duty_volunteers)
+    # about half of the ordinary questions use the qa format
+    qa, plain = sim.stats["qa_question"], sim.stats["question"]
+    assert abs(qa / (qa + plain) - QA_FORMAT_P) < 0.1
+    assert sum(isinstance(e, Message) and e.text.startswith(("提问：", "问：")) for e in events) == qa
+
+
+def test_members_pay_dues_join_the_challenge_and_pick_best_answers_when_the_bot_runs(
+    db_url: str,
+) -> None:
+    sim = Simulation(seed=11, groups=1, members=60, days=4)
+    db, engine = _engine(sim, db_url)
+    with_bot: list[Any] = []
+    original = sim.hours
+
+    def recording() -> Any:
+        for hour in original():
+            with_bot.extend(hour.events)
+            yield hour
+
+    try:
+        sim.hours = recording  # type: ignore[method-assign]
+        drive(sim, engine)
+    finally:
+        db.dispose()
+    payments = [e for e in with_bot if e.type == "payment"]
+    dues = [p for p in payments if "会费" in p.memo or p.memo == "dues"]
+    deposits = [p for p in payments if "早起" in p.memo]
+    assert len(dues) >= 10 and all(p.amount == 5000 for p in dues)
+    assert len(deposits) == len(sim.challengers) >= 1
+    rises = [e for e in with_bot if isinstance(e, Message) and "#早起" in e.text]
+    assert {e.actor.id for e in rises} <= set(sim.challengers) and len(rises) >= len(sim.challengers)
+    picks = [e for e in with_bot if isinstance(e, Message) and e.reply_to and e.text in ("最佳", "best", "采纳")]
+    assert picks and all(e.actor.id in sim.staff or e.text == "采纳" for e in picks)

@@ -12,6 +12,7 @@ same numbers an operator's console will show. Nothing here prints; the CLI
 from __future__ import annotations
 
 import shutil
+import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,11 +29,16 @@ from qunyun.config.model import Settings, settings_from_text
 from qunyun.core.clock import FakeClock, monotonic
 from qunyun.core.errors import QunyunError
 from qunyun.engine.engine import Engine
+from qunyun.playbooks.welcome import localized
 from qunyun.store import models as m
 from qunyun.store.db import migrate, open_engine
 
 CONFIG_FILE = "qunyun.yaml"
 EVENTS_FILE = "events.jsonl"
+#: The operator's commands, one JSON object per line, with the moment they were given.
+COMMANDS_FILE = "commands.jsonl"
+#: Where the digest playbook writes the weekly digests.
+DIGESTS_DIR = "digests"
 DB_FILE = "demo.db"
 #: Marks a directory as the demo's own: only such a directory is wiped.
 MARKER = ".qunyun-demo"
@@ -87,6 +93,37 @@ class Cohort:
     @property
     def rate(self) -> float:
         return self.activated / self.joined if self.joined else 0.0
+
+
+@dataclass(frozen=True)
+class AwardWeek:
+    """One week's award from the fund."""
+
+    week: str
+    pool: int
+    #: (name, what for: answers|shares, rank, amount), in the order paid
+    winners: list[tuple[str, str, int, int]]
+
+    @property
+    def paid(self) -> int:
+        return sum(w[3] for w in self.winners)
+
+
+@dataclass(frozen=True)
+class DutyWeek:
+    """One week of the duty roster, with its KPI (frozen once the week is closed)."""
+
+    week: str
+    on_duty: list[str]
+    answerers: int | None
+    votes: int | None
+    resolved: int | None
+    digest: bool | None
+    checklist_done: int
+    checklist_total: int
+    #: duty pay, minor units (0 while the week runs)
+    paid: int
+    final: bool
 
 
 @dataclass
@@ -200,6 +237,63 @@ class Summary:
     referrers: int = 0
     #: (name, referrals), the five with most
     top_inviters: list[tuple[str, int]] = field(default_factory=list)
+    # qa
+    qa_questions: int = 0
+    #: questions with at least one answer
+    qa_answered: int = 0
+    qa_answers: int = 0
+    qa_answerers: int = 0
+    qa_votes: int = 0
+    qa_best: int = 0
+    #: median minutes from a question to its first answer (None: nothing answered)
+    qa_median_minutes: float | None = None
+    # fund (amounts in minor units of `currency`)
+    currency: str = "CNY"
+    fund_in: int = 0
+    fund_out: int = 0
+    fund_balance: int = 0
+    fund_awards: int = 0
+    #: dues payments and the members who paid them
+    dues_payments: int = 0
+    dues_total: int = 0
+    donations: int = 0
+    #: the admin dues account (community:dues), which pays duty
+    admin_dues_balance: int = 0
+    award_weeks: list[AwardWeek] = field(default_factory=list)
+    # challenge (the first one the operator created)
+    challenge: str | None = None
+    challenge_days: int = 0
+    challenge_settled: int = 0
+    challenge_participants: int = 0
+    challenge_deposits: int = 0
+    challenge_checkins: int = 0
+    #: every participant's days made, and those who made every day
+    challenge_days_made: int = 0
+    challenge_perfect: int = 0
+    challenge_refunded: int = 0
+    challenge_redistributed: int = 0
+    challenge_to_fund: int = 0
+    #: what the challenge pots hold at the end (0 once settled)
+    challenge_pot: int = 0
+    # duty
+    duty_queue: list[str] = field(default_factory=list)
+    duty_weeks: list[DutyWeek] = field(default_factory=list)
+    duty_paid: int = 0
+    # essence and digest
+    essence_entries: int = 0
+    essence_authors: int = 0
+    digest_periods: list[str] = field(default_factory=list)
+    digest_entries: int = 0
+    #: distinct members credited in a digest (`digest_included` records)
+    digest_authors: int = 0
+    digest_files: list[str] = field(default_factory=list)
+    # sessions, medals, titles
+    sessions_held: int = 0
+    session_questions: int = 0
+    #: (medal name, holders)
+    medals: list[tuple[str, int]] = field(default_factory=list)
+    #: (member, title)
+    titles: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -207,6 +301,7 @@ class DemoRun:
     out: Path
     config_path: Path
     events_path: Path
+    commands_path: Path
     db_url: str
     events: int
     actions: int
@@ -258,17 +353,21 @@ def run_demo(
     out: Path = Path("qunyun-demo"),
     db_url: str | None = None,
     on_day: Callable[[int, int], None] | None = None,
+    commands: bool = True,
 ) -> DemoRun:
     """Simulate, run through the engine, and summarise from the database.
 
     ``on_day(days_done, events_so_far)`` is called after each simulated day.
+    ``commands=False`` leaves out the operator's commands (no challenge, no
+    sharing session): then the events file alone replays the whole run.
     """
     try:
         sim = Simulation(seed=seed, groups=groups, members=members, days=days)
     except ValueError as exc:
         raise QunyunError(str(exc)) from None
     prepare_out(out)
-    config_text = sim.config_yaml(lang)
+    digests = (out / DIGESTS_DIR).resolve()
+    config_text = sim.config_yaml(lang, digest_dir=str(digests))
     config_path = out / CONFIG_FILE
     config_path.write_text(config_text, encoding="utf-8")
     settings = settings_from_text(config_text, str(config_path))
@@ -279,17 +378,23 @@ def run_demo(
         _require_empty(db, url)
         engine = Engine(db, settings, clock=FakeClock(sim.start), batch_size=BATCH_SIZE)
         events_path = out / EVENTS_FILE
+        commands_path = out / COMMANDS_FILE
         started = monotonic()
-        with events_path.open("wb") as fh:
-            n_events, n_actions = drive(sim, engine, events_out=fh, on_day=on_day)
+        with events_path.open("wb") as fh, commands_path.open("wb") as ch:
+            n_events, n_actions = drive(
+                sim, engine, events_out=fh, commands_out=ch, on_day=on_day, commands=commands
+            )
         seconds = monotonic() - started
-        summary = summarize(db, settings, community_id=sim.community_id, until=sim.end)
+        summary = summarize(
+            db, settings, community_id=sim.community_id, until=sim.end, digest_dir=digests
+        )
     finally:
         db.dispose()
     return DemoRun(
         out=out,
         config_path=config_path,
         events_path=events_path,
+        commands_path=commands_path,
         db_url=url,
         events=n_events,
         actions=n_actions,
@@ -307,15 +412,23 @@ def drive(
     *,
     observe: bool = True,
     events_out: BinaryIO | None = None,
+    commands_out: BinaryIO | None = None,
     on_day: Callable[[int, int], None] | None = None,
+    commands: bool = True,
 ) -> tuple[int, int]:
     """Run ``sim`` through ``engine`` hour by hour; return (events, actions).
 
     After each simulated hour the engine is advanced to the hour's end (so
     due jobs fire on time) and, with ``observe``, the simulation is shown the
-    actions committed meanwhile. Each event is also written to
-    ``events_out`` as one JSON line, when given.
+    actions committed meanwhile; then the operator's commands of that hour
+    (:meth:`Simulation.commands`: the challenge, the sharing session) are
+    given through :meth:`Engine.command`, and the simulation sees what they
+    did too. Each event is also written to ``events_out`` as one JSON line,
+    and each command to ``commands_out``, when given.
     """
+    planned: dict[tuple[int, int], list[Any]] = {}
+    for cmd in sim.commands() if observe and commands else ():
+        planned.setdefault((cmd.day, cmd.hour), []).append(cmd)
     committed: list[dict[str, Any]] = []
     previous = engine.on_commit
 
@@ -343,6 +456,12 @@ def drive(
                 engine.handle_many(hour.events)
                 n_events += len(hour.events)
             engine.advance_to(hour.end)
+            for cmd in planned.get((hour.day, hour.hour), ()):
+                engine.command(
+                    sim.community_id, cmd.playbook, cmd.name, cmd.args, actor=cmd.actor, id=cmd.id
+                )
+                if commands_out is not None:
+                    commands_out.write(orjson.dumps(command_line(sim, cmd, hour.end)) + b"\n")
             if committed:
                 n_actions += len(committed)
                 if observe:
@@ -353,6 +472,24 @@ def drive(
     finally:
         engine.on_commit = previous
     return n_events, n_actions
+
+
+def command_line(sim: Simulation, cmd: Any, at: datetime) -> dict[str, Any]:
+    """One line of the commands file: when (after the events before ``at``) and what."""
+    return {
+        "at": at.isoformat(),
+        "community": sim.community_id,
+        "playbook": cmd.playbook,
+        "name": cmd.name,
+        "args": cmd.args,
+        "actor": cmd.actor,
+        "id": cmd.id,
+    }
+
+
+def read_commands(path: Path) -> list[dict[str, Any]]:
+    """The commands file of a demo run, in order."""
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
 def _require_empty(db: SAEngine, url: str) -> None:
@@ -368,8 +505,19 @@ def _require_empty(db: SAEngine, url: str) -> None:
 # ------------------------------------------------------------- the summary
 
 
-def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: datetime) -> Summary:
-    """Read what happened in ``community_id`` up to ``until`` from the database."""
+def summarize(
+    db: SAEngine,
+    settings: Settings,
+    *,
+    community_id: str,
+    until: datetime,
+    digest_dir: Path | None = None,
+) -> Summary:
+    """Read what happened in ``community_id`` up to ``until`` from the database.
+
+    ``digest_dir``, when given, is where the digest files were written: the
+    summary lists the files named in the digest playbook's state that are there.
+    """
     community = settings.communities[community_id]
     tz = community.tz
     last_day = (until - timedelta(seconds=1)).astimezone(tz).date()
@@ -525,11 +673,36 @@ def summarize(db: SAEngine, settings: Settings, *, community_id: str, until: dat
                 select(mem.c.user_id, mem.c.name).where(mem.c.community_id == community_id)
             ).all()
         )
+        contribution = conn.execute(
+            select(state.c.playbook, state.c.key, state.c.value).where(
+                state.c.community_id == community_id,
+                state.c.playbook.in_(CONTRIBUTION),
+            )
+        ).all()
+        balances = dict(
+            conn.execute(
+                select(acc.c.code, acc.c.balance).where(
+                    acc.c.community_id == community_id, acc.c.kind != "member"
+                )
+            ).all()
+        )
+        fund_moves = conn.execute(
+            select(m.table(m.Posting).c.amount, m.table(m.LedgerTransaction).c.reason)
+            .join(
+                m.table(m.LedgerTransaction),
+                m.table(m.LedgerTransaction).c.id == m.table(m.Posting).c.transaction_id,
+            )
+            .join(acc, acc.c.id == m.table(m.Posting).c.account_id)
+            .where(acc.c.community_id == community_id, acc.c.code.like("community:fund:%"))
+        ).all()
 
     _bot_summary(s, actions, records)
     _lifecycle_summary(s, actions, records, names)
     _state_summary(s, [row for row in states if row[1].startswith("m:")], settings, community_id, names)
     _lifecycle_state(s, states, _rules_exempt(community))
+    _contribution_summary(
+        s, contribution, records, balances, fund_moves, names, community, digest_dir
+    )
     s.hours_groups = [g.name for g in community.groups.values() if "hours" in g.playbooks]
     return s
 
@@ -726,3 +899,178 @@ def _level_names(community: Any, settings: Settings) -> list[str]:
                 out.append(title(community.locale) if callable(title) else str(level))
             return out
     return []
+
+
+#: The contribution playbooks whose state the summary reads.
+CONTRIBUTION = ("qa", "fund", "challenge", "duty", "essence", "digest", "sessions", "medals", "titles")
+
+
+def _contribution_summary(
+    s: Summary,
+    states: Sequence[Any],
+    records: Sequence[Any],
+    balances: dict[str, int],
+    fund_moves: Sequence[Any],
+    names: dict[str, str | None],
+    community: Any,
+    digest_dir: Path | None,
+) -> None:
+    """Q&A, the fund, the challenge, duty, essence and digest, sessions, medals and titles:
+    from their state (the keys other playbooks read too), records and the ledger."""
+
+    def name(uid: Any) -> str:
+        return str(names.get(uid) or uid) if uid else "—"
+
+    by: dict[str, dict[str, Any]] = {}
+    for playbook, key, value in states:
+        by.setdefault(playbook, {})[key] = value
+    fund_cfg = _community_config(community, "fund")
+    s.currency = str(getattr(fund_cfg, "currency", "CNY"))
+    cur = s.currency
+
+    # qa: the questions (q:<qid>) and the best-answer records
+    waits: list[float] = []
+    answerers: set[str] = set()
+    for key, q in by.get("qa", {}).items():
+        if not key.startswith("q:") or not isinstance(q, dict):
+            continue
+        s.qa_questions += 1
+        answers = q.get("answers") or {}
+        if answers:
+            s.qa_answered += 1
+        for a in answers.values():
+            s.qa_answers += 1
+            s.qa_votes += int(a.get("votes") or 0)
+            if a.get("by"):
+                answerers.add(a["by"])
+        if q.get("first_answer_ts") and q.get("ts"):
+            gap = datetime.fromisoformat(q["first_answer_ts"]) - datetime.fromisoformat(q["ts"])
+            waits.append(gap.total_seconds() / 60)
+    s.qa_answerers = len(answerers)
+    s.qa_median_minutes = statistics.median(waits) if waits else None
+    count: Counter[tuple[str, str]] = Counter((pb, kind) for pb, kind, *_ in records)
+    s.qa_best = count[("qa", "best_answer")]
+
+    # fund: the ledger's fund account, payments recorded, the weekly awards
+    s.fund_in = sum(a for a, _ in fund_moves if a > 0)
+    s.fund_out = -sum(a for a, _ in fund_moves if a < 0)
+    s.fund_awards = -sum(a for a, reason in fund_moves if a < 0 and reason.startswith("weekly award"))
+    s.fund_balance = int(balances.get(f"community:fund:{cur}", 0))
+    s.admin_dues_balance = int(balances.get(f"community:dues:{cur}", 0))
+    for playbook, kind, _member, _cause, data in records:
+        if playbook == "fund" and kind == "payment":
+            data = data or {}
+            if data.get("purpose") == "dues":
+                s.dues_payments += 1
+                s.dues_total += int(data.get("amount") or 0)
+            elif data.get("purpose") == "donation":
+                s.donations += int(data.get("amount") or 0)
+    for key in sorted(by.get("fund", {})):
+        award = by["fund"][key]
+        if not key.startswith("award:") or not isinstance(award, dict):
+            continue
+        if award.get("status") == "empty" and not award.get("pool"):
+            continue  # a week before the season (or with an empty fund): nothing to show
+        paid = award.get("status") == "paid"
+        winners = [
+            (name(ln.get("uid")), str(ln.get("kind")), int(ln.get("rank") or 0), int(ln.get("amount") or 0))
+            for ln in award.get("lines") or ()
+            if paid
+        ]
+        s.award_weeks.append(AwardWeek(key[6:], int(award.get("pool") or 0), winners))
+
+    # challenge: each challenge's state and its pot in the ledger
+    for key in sorted(by.get("challenge", {})):
+        ch = by["challenge"][key]
+        if not key.startswith("c:") or not isinstance(ch, dict):
+            continue
+        people = ch.get("participants") or {}
+        if s.challenge is None:
+            s.challenge = str(ch.get("name"))
+            s.challenge_days = int(ch.get("days") or 0)
+            s.challenge_settled = int(ch.get("settled") or 0)
+        s.challenge_participants += len(people)
+        s.challenge_deposits += sum(int(p.get("paid") or 0) for p in people.values())
+        s.challenge_days_made += sum(int(p.get("ok") or 0) for p in people.values())
+        s.challenge_perfect += sum(1 for p in people.values() if int(p.get("ok") or 0) == ch.get("days"))
+        s.challenge_refunded += sum(int(p.get("back") or 0) for p in people.values())
+        s.challenge_redistributed += sum(int(p.get("won") or 0) for p in people.values())
+        s.challenge_pot += int(balances.get(f"challenge:{ch.get('id')}:pot:{ch.get('currency')}", 0))
+    for playbook, kind, _member, _cause, data in records:
+        if playbook == "challenge" and kind == "checkin":
+            s.challenge_checkins += 1
+        elif playbook == "challenge" and kind == "settled":
+            s.challenge_to_fund += int((data or {}).get("to_fund") or 0)
+
+    # duty: the roster and every week's KPI (kpi:<W>; the running week from current)
+    duty = by.get("duty", {})
+    s.duty_queue = [name(u) for u in duty.get("queue") or ()]
+    weeks = sorted(k[4:] for k in duty if k.startswith("kpi:"))
+    current_week = duty.get("current_week")
+    if isinstance(current_week, str) and current_week not in weeks:
+        weeks.append(current_week)
+    for week in weeks:
+        kpi = duty.get(f"kpi:{week}") or {}
+        members = kpi.get("members") or (duty.get("current") if week == current_week else []) or []
+        s.duty_weeks.append(
+            DutyWeek(
+                week,
+                [name(u) for u in members],
+                kpi.get("answerers"),
+                kpi.get("votes"),
+                kpi.get("resolved"),
+                kpi.get("digest"),
+                int(kpi.get("checklist_done") or 0),
+                int(kpi.get("checklist_total") or 0),
+                int(kpi.get("paid_total") or 0),
+                bool(kpi.get("final")),
+            )
+        )
+    s.duty_paid = sum(w.paid for w in s.duty_weeks)
+
+    # essence and digest
+    authors = {e.get("by") for k, e in by.get("essence", {}).items() if k.startswith("e:") and isinstance(e, dict)}
+    s.essence_entries = sum(1 for k in by.get("essence", {}) if k.startswith("e:"))
+    s.essence_authors = len(authors - {None})
+    files: list[str] = []
+    for key in sorted(by.get("digest", {})):
+        pub = by["digest"][key]
+        if key.startswith("published:") and isinstance(pub, dict):
+            s.digest_periods.append(key[10:])
+            s.digest_entries += int(pub.get("entries") or 0)
+            files += [str(f) for f in pub.get("files") or ()]
+    s.digest_authors = len(
+        {member for pb, kind, member, *_ in records if kind == "digest_included" and member}
+    )
+    if digest_dir is not None:
+        s.digest_files = [str(digest_dir / Path(f).name) for f in files if (digest_dir / Path(f).name).is_file()]
+
+    # sessions, medals, titles
+    for key, value in by.get("sessions", {}).items():
+        if key.startswith("s:") and ":q:" not in key and isinstance(value, dict):
+            s.sessions_held += value.get("status") == "done"
+        elif ":q:" in key:
+            s.session_questions += 1
+    held: Counter[str] = Counter()
+    for key, value in by.get("medals", {}).items():
+        if key.startswith("m:") and isinstance(value, dict):
+            held.update((value.get("medals") or {}).keys())
+    medal_names = {
+        str(md.id): localized(md.name, community.locale)
+        for md in getattr(_community_config(community, "medals"), "medals", ()) or ()
+    }
+    s.medals = sorted(((medal_names.get(k, k), n) for k, n in held.items()), key=lambda kv: (-kv[1], kv[0]))
+    s.titles = sorted(
+        (name(k[2:]), str(v.get("title")))
+        for k, v in by.get("titles", {}).items()
+        if k.startswith("m:") and isinstance(v, dict) and v.get("title")
+    )
+
+
+def _community_config(community: Any, playbook: str) -> Any:
+    """``playbook``'s settings in the first group that runs it (None if none does)."""
+    for group in community.groups.values():
+        cfg = group.playbooks.get(playbook)
+        if cfg is not None:
+            return cfg
+    return None

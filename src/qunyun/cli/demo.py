@@ -141,6 +141,63 @@ LABELS: dict[str, dict[str, str]] = {
         "referrers": "邀请过人的成员",
         "inviter": "邀请人",
         "invited": "邀请人数",
+        "qa": "问答",
+        "qa_questions": "提问（Q 编号）",
+        "qa_answered": "有人回答的问题",
+        "qa_answers": "回答",
+        "qa_answerers": "回答过的成员",
+        "qa_votes": "回答得票",
+        "qa_best": "最佳答案",
+        "qa_median": "首个回答的中位等待",
+        "minutes": "{n:.0f} 分钟",
+        "fund": "群基金",
+        "fund_in": "收入（进入基金）",
+        "fund_dues": "会费（{n} 笔）",
+        "fund_donations": "捐赠",
+        "fund_awards": "周奖励发出",
+        "fund_out": "支出合计",
+        "fund_balance": "基金结余",
+        "admin_dues": "群管费账户（付值班津贴）",
+        "awards": "每周奖励",
+        "week": "周",
+        "pool": "奖池",
+        "winners": "获奖者",
+        "paid": "发出",
+        "for_answers": "答疑",
+        "for_shares": "分享",
+        "challenge": "押金挑战「{name}」",
+        "challenge_participants": "参加人数（押金合计）",
+        "challenge_days": "已结算天数",
+        "challenge_checkins": "按时打卡次数",
+        "challenge_perfect": "全勤",
+        "challenge_refunded": "退还押金",
+        "challenge_redistributed": "未完成者押金分给完成者",
+        "challenge_to_fund": "转入基金",
+        "challenge_pot": "奖池余额（结束后应为 0）",
+        "duty": "值班轮换",
+        "duty_queue": "报名顺序：{queue}",
+        "on_duty": "值班",
+        "duty_pay": "津贴",
+        "kpi": "值班成绩",
+        "kpi_line": "答疑 {answerers} 人 · 得票 {votes} · 解决 {resolved}\n精华{digest} · 清单 {done}/{total}",
+        "running": "（进行中）",
+        "yes": "已发布",
+        "no": "未发布",
+        "digest": "精华与周报",
+        "essence_entries": "精华消息（作者 {n} 人）",
+        "digest_periods": "已发布的周报",
+        "digest_entries": "周报收录条目",
+        "digest_authors": "被收录的作者",
+        "digest_files": "周报文件：",
+        "sessions": "分享会",
+        "sessions_held": "已举办",
+        "session_questions": "收集的问题",
+        "medals": "勋章",
+        "medal": "勋章",
+        "holders": "获得人数",
+        "titles": "册封头衔",
+        "title_col": "头衔",
+        "commands_file": "运营命令",
     },
     "en": {
         "title": "{community} · {days}-day simulation ({groups} groups, {members} members, seed {seed})",
@@ -257,6 +314,63 @@ LABELS: dict[str, dict[str, str]] = {
         "referrers": "Members who brought someone",
         "inviter": "Inviter",
         "invited": "Brought in",
+        "qa": "Q&A",
+        "qa_questions": "Questions (with a Q number)",
+        "qa_answered": "Questions answered",
+        "qa_answers": "Answers",
+        "qa_answerers": "Members who answered",
+        "qa_votes": "Votes on answers",
+        "qa_best": "Best answers",
+        "qa_median": "Median wait for a first answer",
+        "minutes": "{n:.0f} min",
+        "fund": "Community fund",
+        "fund_in": "Into the fund",
+        "fund_dues": "Dues ({n} payments)",
+        "fund_donations": "Donations",
+        "fund_awards": "Weekly awards paid",
+        "fund_out": "Out in all",
+        "fund_balance": "Balance",
+        "admin_dues": "Admin dues account (pays duty)",
+        "awards": "Weekly awards",
+        "week": "Week",
+        "pool": "Pool",
+        "winners": "Winners",
+        "paid": "Paid",
+        "for_answers": "answers",
+        "for_shares": "shares",
+        "challenge": "Deposit challenge \"{name}\"",
+        "challenge_participants": "Participants (deposits)",
+        "challenge_days": "Days settled",
+        "challenge_checkins": "On-time check-ins",
+        "challenge_perfect": "Made every day",
+        "challenge_refunded": "Deposits returned",
+        "challenge_redistributed": "Forfeits shared among those who made it",
+        "challenge_to_fund": "Sent to the fund",
+        "challenge_pot": "Left in the pot (0 when settled)",
+        "duty": "Duty rotation",
+        "duty_queue": "Sign-up order: {queue}",
+        "on_duty": "On duty",
+        "duty_pay": "Pay",
+        "kpi": "KPI",
+        "kpi_line": "{answerers} answerers · {votes} votes · {resolved} resolved\ndigest {digest} · checklist {done}/{total}",
+        "running": " (running)",
+        "yes": "published",
+        "no": "not published",
+        "digest": "Essence and digest",
+        "essence_entries": "Essence messages ({n} authors)",
+        "digest_periods": "Weekly digests published",
+        "digest_entries": "Entries in the digests",
+        "digest_authors": "Authors credited",
+        "digest_files": "Digest files:",
+        "sessions": "Sharing sessions",
+        "sessions_held": "Held",
+        "session_questions": "Questions collected",
+        "medals": "Medals",
+        "medal": "Medal",
+        "holders": "Holders",
+        "titles": "Titles conferred",
+        "title_col": "Title",
+        "commands_file": "operator commands",
     },
 }
 
@@ -287,12 +401,23 @@ def demo(
             "--db", help="Database URL instead of DIR/demo.db (it must hold no events yet)."
         ),
     ] = None,
+    commands: Annotated[
+        bool,
+        typer.Option(
+            "--commands/--no-commands",
+            help="Give the operator's commands (a deposit challenge, a sharing session). "
+            "Without them `qunyun replay` of the events file reproduces the run exactly.",
+        ),
+    ] = True,
 ) -> None:
     """Simulate a learning community, run it through the engine and summarise it.
 
     Writes DIR (default ./qunyun-demo, recreated on every run) with the demo
-    config, every simulated event (replayable with `qunyun replay`) and the
-    SQLite database, then prints what the bot did and how the groups are doing.
+    config, every simulated event (replayable with `qunyun replay`), the
+    operator's commands, the weekly digests and the SQLite database, then
+    prints what the bot did and how the groups are doing.
+
+    Example: qunyun demo --members 150 --days 22 --lang en --out /tmp/demo
     """
     console = Console()
     locale = lang.value
@@ -321,6 +446,7 @@ def demo(
                 out=out,
                 db_url=db,
                 on_day=on_day,
+                commands=commands,
             )
     except QunyunError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
@@ -470,6 +596,7 @@ def render(
         )
     console.print(gt)
     render_lifecycle(console, s, t)
+    render_contribution(console, s, t, locale)
     console.print(
         _pairs(t["bot"], [(playbook, f"{count:,}") for playbook, count in s.bot_actions.items()])
     )
@@ -484,7 +611,12 @@ def render(
     console.print(t["files"])
     console.print(f"  {t['config']}: {run.config_path}", highlight=False)
     console.print(f"  {t['events_file']}: {run.events_path}", highlight=False)
+    console.print(f"  {t['commands_file']}: {run.commands_path}", highlight=False)
     console.print(f"  {t['db']}: {_safe_url(run.db_url)}", highlight=False)
+    if s.digest_files:
+        console.print(t["digest_files"])
+        for path in s.digest_files:
+            console.print(f"  {path}", highlight=False, soft_wrap=True)
     console.print(t["replay"])
     replay_db = f"sqlite:///{run.out / 'replay.db'}"
     console.print(
@@ -601,6 +733,135 @@ def render_lifecycle(console: Console, s: Summary, t: dict[str, str]) -> None:
     refs.add_row(t["referrals_total"], f"{s.referrals:,}")
     refs.add_row(t["referrers"], f"{s.referrers:,}")
     console.print(refs)
+
+
+def _money(amount: int, currency: str, locale: str) -> str:
+    """Minor units for people: ``¥1,234.56`` (zh-CN, CNY) or ``1,234.56 CNY``."""
+    sign = "-" if amount < 0 else ""
+    a = abs(amount)
+    body = f"{a // 100:,}.{a % 100:02d}"
+    return f"{sign}¥{body}" if locale == "zh-CN" and currency == "CNY" else f"{sign}{body} {currency}"
+
+
+def render_contribution(console: Console, s: Summary, t: dict[str, str], locale: str) -> None:
+    """Q&A, the fund and its weekly awards, the deposit challenge, the duty rotation,
+    essence and the digest, the sharing session, medals and titles."""
+    cur = s.currency
+
+    def money(n: int) -> str:
+        return _money(n, cur, locale)
+
+    median = (
+        t["minutes"].format(n=s.qa_median_minutes) if s.qa_median_minutes is not None else "—"
+    )
+    console.print(
+        _pairs(
+            t["qa"],
+            [
+                (t["qa_questions"], f"{s.qa_questions:,}"),
+                (t["qa_answered"], f"{s.qa_answered:,}"),
+                (t["qa_answers"], f"{s.qa_answers:,}"),
+                (t["qa_answerers"], f"{s.qa_answerers:,}"),
+                (t["qa_votes"], f"{s.qa_votes:,}"),
+                (t["qa_best"], f"{s.qa_best:,}"),
+                (t["qa_median"], median),
+            ],
+        )
+    )
+    console.print(
+        _pairs(
+            t["fund"],
+            [
+                (t["fund_in"], money(s.fund_in)),
+                (t["fund_dues"].format(n=f"{s.dues_payments:,}"), money(s.dues_total)),
+                (t["fund_donations"], money(s.donations)),
+                (t["fund_awards"], money(s.fund_awards)),
+                (t["fund_out"], money(s.fund_out)),
+                (t["fund_balance"], money(s.fund_balance)),
+                (t["admin_dues"], money(s.admin_dues_balance)),
+            ],
+        )
+    )
+    if s.award_weeks:
+        awards = _table(t["awards"], t["week"], t["pool"], t["winners"], t["paid"], right=(1, 3))
+        for w in s.award_weeks:
+            winners = "\n".join(
+                f"{rank}. {escape(who)} · {t.get('for_' + kind, kind)} · {money(amount)}"
+                for who, kind, rank, amount in w.winners
+            )
+            awards.add_row(w.week, money(w.pool), winners or "—", money(w.paid))
+        console.print(awards)
+    if s.challenge is not None:
+        console.print(
+            _pairs(
+                t["challenge"].format(name=escape(s.challenge)),
+                [
+                    (t["challenge_participants"], f"{s.challenge_participants:,} ({money(s.challenge_deposits)})"),
+                    (t["challenge_days"], f"{s.challenge_settled} / {s.challenge_days}"),
+                    (t["challenge_checkins"], f"{s.challenge_checkins:,}"),
+                    (t["challenge_perfect"], f"{s.challenge_perfect:,}"),
+                    (t["challenge_refunded"], money(s.challenge_refunded)),
+                    (t["challenge_redistributed"], money(s.challenge_redistributed)),
+                    (t["challenge_to_fund"], money(s.challenge_to_fund)),
+                    (t["challenge_pot"], money(s.challenge_pot)),
+                ],
+            )
+        )
+    if s.duty_weeks or s.duty_queue:
+        sep = "、" if locale == "zh-CN" else ", "
+        duty = _table(t["duty"], t["week"], t["on_duty"], t["kpi"], t["duty_pay"], right=(3,))
+
+        def shown(value: int | None) -> str:
+            return "—" if value is None else f"{value:,}"
+
+        for dw in s.duty_weeks:
+            if dw.checklist_total:
+                digest = "—" if dw.digest is None else t["yes" if dw.digest else "no"]
+                kpi = t["kpi_line"].format(
+                    answerers=shown(dw.answerers), votes=shown(dw.votes), resolved=shown(dw.resolved),
+                    digest=digest, done=dw.checklist_done, total=dw.checklist_total,
+                )  # fmt: skip
+            else:
+                kpi = "—"
+            duty.add_row(
+                dw.week + ("" if dw.final else t["running"]),
+                escape(sep.join(dw.on_duty)) or "—",
+                kpi,
+                money(dw.paid) if dw.final else "—",
+            )
+        duty.caption = t["duty_queue"].format(queue=sep.join(s.duty_queue) or "—")
+        console.print(duty)
+    console.print(
+        _pairs(
+            t["digest"],
+            [
+                (t["essence_entries"].format(n=f"{s.essence_authors:,}"), f"{s.essence_entries:,}"),
+                (t["digest_periods"], ", ".join(s.digest_periods) or "—"),
+                (t["digest_entries"], f"{s.digest_entries:,}"),
+                (t["digest_authors"], f"{s.digest_authors:,}"),
+            ],
+        )
+    )
+    if s.sessions_held or s.session_questions:
+        console.print(
+            _pairs(
+                t["sessions"],
+                [
+                    (t["sessions_held"], f"{s.sessions_held:,}"),
+                    (t["session_questions"], f"{s.session_questions:,}"),
+                ],
+            )
+        )
+    if s.medals:
+        medals = _table(t["medals"], t["medal"], t["holders"], right=(1,))
+        for medal, holders in s.medals:
+            medals.add_row(escape(medal), f"{holders:,}")
+        console.print(medals)
+    if s.titles:
+        titles = _table(t["titles"], t["name"], t["title_col"])
+        for who, title in s.titles:
+            titles.add_row(escape(who), escape(title))
+        console.print(titles)
 
 
 def _safe_url(url: str) -> str:

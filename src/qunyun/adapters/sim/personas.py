@@ -647,3 +647,34 @@ def spam_text(rng: random.Random, kind: str) -> tuple[str, str, dict[str, object
     if kind == "qr":
         return rng.choice(("扫码领福利", "扫码进内部群", "")), "image", {"qr": True}
     return rng.choice(("好课低价转让，先到先得！！！", "最后 3 个名额，速来！！！")), "text", {}
+
+
+# ------------------------------------------------------------ contribution
+
+_RISE = (
+    "{kw} {h}:{m:02d} 起床，先喝杯水，晨读 20 分钟",
+    "{kw} 今天 {h}:{m:02d} 醒的，跑了 3 公里",
+    "{kw} {h}:{m:02d}，窗外还黑着，开始背单词",
+    "{kw} 早安！{h}:{m:02d} 起，把昨天的复盘补完了",
+    "打卡 {kw} {h}:{m:02d} 起床，今天的计划写好了",
+)
+
+
+def rise_text(rng: random.Random, keyword: str) -> str:
+    """An early riser's check-in for the deposit challenge (it carries the keyword)."""
+    return rng.choice(_RISE).format(kw=keyword, h=rng.randint(5, 6), m=rng.randint(0, 59))
+
+
+_TALK = (
+    "大家晚上好，今天和大家聊聊「{topic}」，先说说我踩过的坑。",
+    "第一步：先找到 20 个真正需要你的种子用户，一个个聊，不要急着拉群。",
+    "第二步：定一个很小但每天都能做到的动作，比如每天打卡一句话，让大家有事可做。",
+    "第三步：把群里最好的回答整理出来，做成精华，新人一来就能看到价值。",
+    "第四、五步：找几位愿意值班的伙伴轮流维护，再用小小的奖励让贡献被看见。",
+    "我就讲到这里，刚才大家提的问题我会在群里一条条回复，谢谢主持人和各位！",
+)
+
+
+def talk_text(rng: random.Random, part: int, topic: str) -> str:
+    """One part of the sharing session's talk (six parts, in order)."""
+    return _TALK[min(part, len(_TALK) - 1)].format(topic=topic)

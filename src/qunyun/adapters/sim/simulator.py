@@ -120,6 +120,29 @@ _ACKS = {"big_name": 0.97, "regular": 0.92, "lurker": 0.6, "spammer": 0.0}
 _HELLO = {"big_name": 0.9, "regular": 0.75, "lurker": 0.35, "spammer": 0.0}
 _STILL_HERE = {"big_name": 0.95, "regular": 0.9, "lurker": 0.4, "spammer": 0.0}
 _EXPERT_ANSWERS = {"big_name": 0.85, "regular": 0.65, "lurker": 0.4, "spammer": 0.0}
+#: Share of each persona who pay the camp's dues once they have answered the quiz.
+_PAYS_DUES = {"big_name": 0.7, "regular": 0.85, "lurker": 0.55, "spammer": 0.0}
+#: Share who put down the deposit for the early-rise challenge: early birds, the others.
+_JOINS_CHALLENGE = {"big_name": (0.7, 0.3), "regular": (0.6, 0.2), "lurker": (0.3, 0.04), "spammer": (0.0, 0.0)}
+#: Daily chance that a participant rises and checks in on time.
+_RISES = {"big_name": 0.92, "regular": 0.86, "lurker": 0.72, "spammer": 0.0}
+
+#: Share of the ordinary (non-FAQ) questions asked in the ``qa`` format (``提问：…``).
+QA_FORMAT_P = 0.5
+#: The camp's dues, paid once after the entry quiz, in fen (¥50.00).
+DUES = 5000
+CURRENCY = "CNY"
+#: What the owner gives the fund on the first morning, in fen (¥1,000.00).
+SEED_DONATION = 100_000
+#: The deposit challenge the operator creates on the first morning (``challenge create``):
+#: from day 1, ``days`` days, check in with its keyword before the deadline.
+CHALLENGE: dict[str, Any] = {"challenge": "早起", "days": 14, "deposit": 5000, "deadline": "07:00"}
+#: The sharing session the operator plans on the first morning: on this day, at this hour.
+SESSION_DAY = 9
+SESSION_HOUR = 20
+SESSION_TOPIC = "社群冷启动的五个步骤"
+#: The title the owner confers on the week's best answerer after the award.
+AWARD_TITLE = "答疑之星"
 
 _DAY = 86_400.0
 _HOUR = 3_600.0
@@ -154,6 +177,23 @@ _REACTIONS = {
     "thanks": 0.05,
 }
 _EMOJI = ("👍", "👍", "👍", "👍", "👍", "👍", "👍", "❤️", "👏", "🌹")
+#: On a share, some react with 🔥 or ⭐ — the demo's essence votes.
+_SHARE_EMOJI = ("👍", "👍", "👍", "🔥", "🔥", "⭐", "❤️", "👏")
+#: The medals of the demo (a month is short: a one-week streak, ten answers…).
+MEDALS: list[dict[str, Any]] = [
+    {"id": "first-essence", "name": {"zh-CN": "首篇精华", "en": "First essence"},
+     "rule": {"source": "essence", "key": "essence", "at_least": 1}},
+    {"id": "streak-7", "name": {"zh-CN": "坚持一周", "en": "One-week streak"},
+     "rule": {"source": "checkin", "key": "best", "at_least": 7}},
+    {"id": "streak-30", "name": {"zh-CN": "连续打卡 30 天", "en": "30-day streak"},
+     "rule": {"source": "checkin", "key": "best", "at_least": 30}},
+    {"id": "helper", "name": {"zh-CN": "热心答主", "en": "Helpful answerer"},
+     "rule": {"source": "qa", "key": "answers", "at_least": 10}},
+    {"id": "best-answers-5", "name": {"zh-CN": "五佳回答", "en": "Five best answers"},
+     "rule": {"source": "qa", "key": "best", "at_least": 5}},
+    {"id": "referrals-10", "name": {"zh-CN": "拉新达人", "en": "10 referrals"},
+     "rule": {"source": "referrals", "key": "invited", "at_least": 10}},
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +252,20 @@ class SimMember:
         if len(self.joins) == 1:
             return 1.0
         return 0.7 if group == self.home else 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCommand:
+    """A command the operator gives at the end of one simulated hour (``Engine.command``)."""
+
+    day: int
+    hour: int
+    playbook: str
+    name: str
+    args: dict[str, Any]
+    #: A fixed id, so that a replay giving the same command gets the same action ids.
+    id: str
+    actor: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +351,18 @@ class Simulation:
         self._authors: dict[str, tuple[str, str]] = {}
         #: what was generated, by kind (for docs, tests and curiosity)
         self.stats: dict[str, int] = {}
+        #: questions asked in the qa format: msg_id → {group, asker, t, answers, done}
+        self._qa: dict[str, dict[str, Any]] = {}
+        #: answer msg_id → the qa question it answers; and the votes it got
+        self._answer_of: dict[str, str] = {}
+        #: shares: msg_id → (group, author, t), for the staff's essence marking
+        self._shares: dict[str, tuple[str, str, float]] = {}
+        self._votes: dict[str, int] = {}
+        #: who put down the challenge deposit (decided when it is announced)
+        self.challengers: list[str] = []
+        self._challenge_seen = False
         self._build(groups, members)
+        self._plan_contribution()
 
     # ------------------------------------------------------------- the cast
 
@@ -427,6 +492,60 @@ class Simulation:
         return self._by_uid.get(uid)
 
     @property
+    def staff(self) -> list[str]:
+        """The owner and the admins (who pick best answers and confer titles)."""
+        return [self.owner.uid, *self.admins]
+
+    def _plan_contribution(self) -> None:
+        """Who volunteers for duty and who gives the sharing session (no random draws:
+        the rest of the simulation is the same with or without them)."""
+        main = self.groups[0].key
+        day0 = [
+            m for m in self.members
+            if not m.waiting and m.persona != "spammer" and m.joins.get(m.home) == 0
+        ]  # fmt: skip
+        admins = [self._by_uid[u] for u in self.admins]
+        regulars = [m for m in day0 if m.persona == "regular" and m.traits.talk > 0]
+        #: Members who sign up for the duty roster on the second evening.
+        self.duty_volunteers = [m.uid for m in (admins + regulars)[:3]]
+        speakers = [
+            m for m in day0 if m.persona == "big_name" and m.uid not in self.staff and m.home == main
+        ] or [m for m in regulars if m.home == main]
+        #: The speaker of the sharing session (a big name who is not staff), if any.
+        self.speaker: str | None = speakers[0].uid if speakers and self.days > SESSION_DAY else None
+
+    def commands(self) -> list[OperatorCommand]:
+        """The operator's commands: the early-rise challenge and the sharing session,
+        both set up on the first morning (after the owner opened the main group)."""
+        first = self.start.date()
+        main = self.groups[0].key
+        out = [
+            OperatorCommand(
+                0, 8, "challenge", "create",
+                {**CHALLENGE, "start": (first + timedelta(days=1)).isoformat(), "announce_group": main},
+                f"demo-{self.seed}-challenge", self.owner.uid,
+            )
+        ]  # fmt: skip
+        if self.speaker is not None:
+            at = first + timedelta(days=SESSION_DAY)
+            out.append(
+                OperatorCommand(
+                    0, 8, "sessions", "create",
+                    {"speaker": self.speaker, "host": self.owner.uid, "topic": SESSION_TOPIC,
+                     "starts_at": f"{at.isoformat()} {SESSION_HOUR:02d}:00", "group": main},
+                    f"demo-{self.seed}-session", self.owner.uid,
+                )
+            )  # fmt: skip
+        return out
+
+    @property
+    def season_weeks(self) -> int:
+        """The ISO weeks the simulated days touch: the fund's season."""
+        first = self.start.date()
+        last = first + timedelta(days=self.days - 1)
+        return ((last - timedelta(days=last.weekday())) - (first - timedelta(days=first.weekday()))).days // 7 + 1
+
+    @property
     def end(self) -> datetime:
         """The moment the simulation ends (local midnight after the last day)."""
         return self.at(self.days * _DAY)
@@ -437,15 +556,19 @@ class Simulation:
 
     # ------------------------------------------------------------ the config
 
-    def config_yaml(self, locale: str = "zh-CN") -> str:
+    def config_yaml(self, locale: str = "zh-CN", *, digest_dir: str | None = None) -> str:
         """The demo community's configuration: a 30-day learning camp.
 
-        The playbooks run in this order: moderation first (spam never reaches
-        the others), then the entry gate (a quiz after the join: its answers
-        are not seen by the playbooks after it), the rules, the welcome, the
-        profile cards, activation, open hours (the reading club only),
-        the microphone, check-in, FAQ, levels, the quarrel guard, weekly
-        elimination of the silent, and referrals.
+        The playbooks run in the built-ins' working order
+        (:data:`qunyun.playbooks.BUILTINS`): moderation first (spam never
+        reaches the others), then the entry gate (a quiz after the join: its
+        answers are not seen by the playbooks after it), the rules, referrals,
+        the deposit challenge and the fund, the welcome, profile cards,
+        activation, open hours (the reading club only), the quarrel guard, the
+        sharing session, check-in, FAQ, the microphone, Q&A, essence, the
+        weekly digest (written to ``digest_dir`` if given), titles, medals
+        (which read the counters of those before), levels, the duty roster
+        and weekly elimination of the silent.
         """
         waitlist = self.waitlist
         groups: list[dict[str, Any]] = []
@@ -468,7 +591,7 @@ class Simulation:
         roles: dict[str, list[str]] = {"owner": [self.owner.uid]}
         if self.admins:
             roles["admin"] = list(self.admins)
-        doc = {
+        doc: dict[str, Any] = {
             "communities": [
                 {
                     "id": self.community_id,
@@ -501,6 +624,17 @@ class Simulation:
                         "microphone": {"experts": 2, "daily_cap": 10},
                         "checkin": {},
                         "faq": {"entries": FAQ_ENTRIES},
+                        "qa": {},
+                        "sessions": {},
+                        # votes are 🔥 and ⭐ (👍 is for answers); staff mark by replying 精华
+                        "essence": {"vote_emojis": ["🔥", "⭐"]},
+                        "fund": {
+                            "season_start": self.start.date().isoformat(),
+                            "season_weeks": self.season_weeks,
+                            "exclude_roles": ["owner", "admin"],
+                            "admin_dues_share": 20,
+                        },
+                        "challenge": {},
                         "levels": {},
                         "guard": {},
                         "elimination": {
@@ -511,10 +645,25 @@ class Simulation:
                             "deadline_days": 3,
                         },
                         "referrals": {},
+                        "duty": {"per_week": 1, "pay_per_week": 3000},
+                        "digest": {
+                            "daily": None,
+                            # before the duty rotation at 09:00, so the closing week counts it
+                            "weekly": "30 8 * * 1",
+                            "out_dir": digest_dir,
+                        },
+                        "titles": {},
+                        "medals": {"medals": MEDALS},
                     },
                 }
             ]
         }
+        from qunyun.playbooks import BUILTINS
+
+        community = doc["communities"][0]
+        community["playbooks"] = dict(
+            sorted(community["playbooks"].items(), key=lambda item: BUILTINS.index(item[0]))
+        )
         head = (
             f"# The qunyun demo community (sim adapter, seed {self.seed}).\n"
             "# Replay its events with:  qunyun replay events.jsonl --config qunyun.yaml\n"
@@ -579,6 +728,15 @@ class Simulation:
                 continue
             if atype not in ("send", "direct"):
                 continue
+            playbook = str(action.get("playbook", ""))
+            if playbook == "challenge" and atype == "send" and not self._challenge_seen:
+                self._challenge_seen = True  # the announcement: who puts a deposit down
+                self._challenge_announced(group, base)
+            elif playbook == "duty" and atype == "direct":
+                self._duty_direct(str(action.get("member", "")), base)
+                continue
+            elif playbook == "fund" and atype == "send" and action.get("mentions"):
+                self._award_seen(group, [str(u) for u in action["mentions"]], base)
             targets = [str(u) for u in action.get("mentions") or ()]
             if atype == "direct" and action.get("member"):
                 targets.append(str(action["member"]))
@@ -663,6 +821,10 @@ class Simulation:
                         group,
                         {"q": str(action["reply_to"]), "asker": asker[0]},
                     )
+        elif playbook in ("qa", "essence", "fund", "medals", "titles"):
+            m.boost += 0.15  # a confirmation, a best answer, an award, a medal: a little lift
+        elif playbook in ("challenge", "sessions", "digest"):
+            pass  # routine confirmations and notices
         elif playbook == "elimination":
             # warned in the group and by direct message: react once, to the latter
             key = f"alive:{group}"
@@ -674,6 +836,95 @@ class Simulation:
         else:
             m.boost += 0.5
         m.boost = min(m.boost, 3.0)
+
+    def _challenge_announced(self, group: str, base: float) -> None:
+        """The challenge was announced: some members of that group pay the deposit that evening."""
+        rng = self.rng
+        day = int(base // _DAY)
+        for m in self.members:
+            # check-ins count in any group: members who join today, anywhere, may take part
+            if m.waiting or m.persona == "spammer" or m.joins[m.home] != day:
+                continue
+            early, other = _JOINS_CHALLENGE[m.persona]
+            if rng.random() < (early if m.traits.checkin_hour < 9.5 else other):
+                self.challengers.append(m.uid)
+                when = day * _DAY + rng.uniform(22.6, 23.9) * _HOUR
+                memo = rng.choice((f"{CHALLENGE['challenge']}挑战押金", CHALLENGE["challenge"], f"报名{CHALLENGE['challenge']}"))
+                self._push(when, "pay", m.uid, m.home, {"amount": CHALLENGE["deposit"], "memo": memo})
+
+    def _duty_direct(self, uid: str, base: float) -> None:
+        """The duty roster's checklist or reminder: tick some open items during the week."""
+        m = self._by_uid.get(uid)
+        if m is None or m.status.get(m.home) != "in":
+            return
+        rng = self.rng
+        week = int(base // (7 * _DAY))  # the simulation starts on a Monday
+        end = (week + 1) * 7 * _DAY - 2 * _HOUR
+        if base >= end:
+            return
+        for n in range(1, 5):
+            key = f"tick:{week}:{n}"
+            if key in m.done or rng.random() >= 0.6:
+                continue
+            m.done.add(key)
+            when = self._later(base + rng.uniform(1, max(1.0, (end - base) / _HOUR - 1)) * _HOUR, 10)
+            if when < end:
+                self._push(when, "say_text", uid, m.home, {"text": f"完成 {n}", "kind": "command"})
+
+    def _award_seen(self, group: str, winners: list[str], base: float) -> None:
+        """The weekly award mentions its winners: the owner confers a title on the first."""
+        owner = self.owner
+        winner = self._by_uid.get(winners[0])
+        if winner is None or owner.status.get(group) != "in":
+            return
+        self._push(
+            self._later(base, 40),
+            "say_text",
+            owner.uid,
+            group,
+            {"text": f"册封 @{winner.name} {AWARD_TITLE}", "kind": "command", "mentions": [winner.uid]},
+        )
+
+    def _review(self, t: float) -> None:
+        """In the evening, staff pick the best answer of qa questions answered during the day,
+        or the asker accepts one."""
+        rng = self.rng
+        for q in self._qa.values():
+            if q["done"]:
+                continue
+            if t - q["t"] > 3 * _DAY:
+                q["done"] = True
+                continue
+            answers = [a for a in q["answers"] if t - a[2] > 2 * _HOUR and a[1] != q["asker"]]
+            if not answers or t - q["t"] < 6 * _HOUR:
+                continue
+            best = max(answers, key=lambda a: (self._votes.get(a[0], 0), -a[2]))
+            group = q["group"]
+            pickers = [
+                u for u in self.staff if u != best[1] and self._by_uid[u].status.get(group) == "in"
+            ]
+            asker = self._by_uid[q["asker"]]
+            q["done"] = True  # looked at once: picked, accepted, or left as it is
+            if pickers and rng.random() < 0.55:
+                self._push(t + rng.uniform(1, 40) * _MIN, "pick", pickers[0], group,
+                           {"reply_to": best[0], "text": rng.choice(("最佳", "最佳", "best"))})  # fmt: skip
+            elif asker.status.get(group) == "in" and rng.random() < 0.3:
+                self._push(t + rng.uniform(1, 60) * _MIN, "pick", asker.uid, group,
+                           {"reply_to": best[0], "text": "采纳"})  # fmt: skip
+        if len(self._qa) > 500:  # keep the open ones only
+            self._qa = {k: v for k, v in self._qa.items() if not v["done"]}
+        # the day's most liked share in each group: a staff member marks it as essence
+        today = [(msg, sh) for msg, sh in self._shares.items() if t - sh[2] < _DAY]
+        for g in self.groups:
+            liked = [(self._votes.get(msg, 0), -sh[2], msg, sh) for msg, sh in today if sh[0] == g.key]
+            if not liked:
+                continue
+            votes, _, msg, sh = max(liked)
+            markers = [u for u in self.staff if u != sh[1] and self._by_uid[u].status.get(g.key) == "in"]
+            if votes >= 2 and markers and rng.random() < 0.6:
+                self._push(t + rng.uniform(5, 50) * _MIN, "pick", markers[0], g.key,
+                           {"reply_to": msg, "text": "精华"})  # fmt: skip
+        self._shares = {msg: sh for msg, sh in self._shares.items() if t - sh[2] < _DAY}
 
     def _gate(self, m: SimMember, group: str, text: str, base: float) -> None:
         """The gate's quiz (its questions found in the text), or a reminder of it."""
@@ -757,6 +1008,7 @@ class Simulation:
         for m, group in self._joins_by_day.get(day, ()):
             self._push(d0 + self._join_second(m, day, group), "join", m.uid, group)
         self._quarrels(day)
+        self._contribution_day(day)
         for m in self.members:
             for group, status in m.status.items():
                 if status != "in":
@@ -784,6 +1036,52 @@ class Simulation:
                             a, b = rng.choice(OPEN_HOURS)
                             hour = rng.uniform(a, b - 0.1)
                         self._push(d0 + hour * _HOUR, "checkin", m.uid, group)
+
+    def _contribution_day(self, day: int) -> None:
+        """What the camp's contribution plan brings today: the owner's gift to the fund,
+        sign-ups for duty, early risers, the sharing session, the evening's best answers."""
+        rng = self.rng
+        d0 = day * _DAY
+        main = self.groups[0].key
+        if day == 0:
+            self._push(d0 + 8.5 * _HOUR, "pay", self.owner.uid, main,
+                       {"amount": SEED_DONATION, "memo": "捐赠群基金"})  # fmt: skip
+        if day == 1:
+            for uid in self.duty_volunteers:
+                m = self._by_uid[uid]
+                self._push(d0 + rng.uniform(20, 22) * _HOUR, "say_text", uid, m.home,
+                           {"text": "报名值班", "kind": "command"})  # fmt: skip
+        if 1 <= day <= CHALLENGE["days"]:
+            for uid in self.challengers:
+                m = self._by_uid[uid]
+                p = _RISES[m.persona] * (0.8 + 0.2 * min(1.0, m.vigor))
+                r = rng.random()
+                if r < p:
+                    self._push(d0 + rng.uniform(5.2, 6.95) * _HOUR, "rise", uid, m.home)
+                elif r < p + 0.05:  # overslept, and checks in anyway
+                    self._push(d0 + rng.uniform(7.05, 8.5) * _HOUR, "rise", uid, m.home)
+        if self.speaker is not None:
+            self._session_day(day, d0, main)
+        self._push(d0 + 21.5 * _HOUR, "review", self.owner.uid, main)
+
+    def _session_day(self, day: int, d0: float, main: str) -> None:
+        """Questions for the speaker in the two days before; the talk itself on the night."""
+        rng = self.rng
+        assert self.speaker is not None
+        if day in (SESSION_DAY - 2, SESSION_DAY - 1):
+            pool = [
+                u for u in self._state[main].present
+                if self._by_uid[u].persona in ("regular", "lurker") and self._by_uid[u].traits.talk > 0
+            ]  # fmt: skip
+            for uid in rng.sample(pool, min(len(pool), rng.randint(2, 4))):
+                text = "#问 " + P.question_text(rng, faq=False)
+                self._push(d0 + rng.uniform(12, 22.5) * _HOUR, "say_text", uid, main,
+                           {"text": text, "kind": "chat"})  # fmt: skip
+        elif day == SESSION_DAY:
+            when = d0 + (SESSION_HOUR - 0.1) * _HOUR
+            for i in range(6):
+                self._push(when, "talk", self.speaker, main, {"part": i})
+                when += rng.uniform(7, 11) * _MIN
 
     def _quarrels(self, day: int) -> None:
         for g in self.groups:
@@ -833,6 +1131,9 @@ class Simulation:
     # --------------------------------------------------------------- doings
 
     def _do(self, kind: str, t: float, uid: str, group: str, data: dict[str, Any] | None) -> None:
+        if kind == "review":
+            self._review(t)
+            return
         m = self._by_uid[uid]
         status = m.status.get(group)
         if kind == "join":
@@ -858,6 +1159,27 @@ class Simulation:
             assert data is not None
             self._emit(t, m, group, "reaction", {"target": data["target"], "emoji": data["emoji"]})
             self._count("reaction")
+            if data["target"] in self._answer_of or data["target"] in self._shares:
+                self._votes[data["target"]] = self._votes.get(data["target"], 0) + 1
+        elif kind == "pay":
+            assert data is not None
+            self._emit(t, m, group, "payment",
+                       {"amount": data["amount"], "currency": CURRENCY, "memo": data["memo"]})  # fmt: skip
+            self._count("payment")
+        elif kind == "say_text":
+            assert data is not None
+            self._message(t, m, group, data["text"], kind=data.get("kind", "chat"),
+                          mentions=data.get("mentions", ()))  # fmt: skip
+        elif kind == "pick":
+            assert data is not None
+            self._message(t, m, group, data["text"], kind="pick", reply_to=data["reply_to"])
+            self._count("best_pick")
+        elif kind == "rise":
+            self._message(t, m, group, P.rise_text(self.rng, f"#{CHALLENGE['challenge']}"), kind="rise")
+            self._count("rise")
+        elif kind == "talk":
+            assert data is not None
+            self._message(t, m, group, P.talk_text(self.rng, data["part"], SESSION_TOPIC), kind="share")
         elif kind == "mention_reply":
             assert data is not None
             who = self._by_uid[data["from"]]
@@ -1006,8 +1328,14 @@ class Simulation:
 
     def _question(self, t: float, m: SimMember, group: str, faq: bool) -> None:
         rng = self.rng
-        msg = self._message(t, m, group, P.question_text(rng, faq=faq), kind="question")
-        self._count("faq_question" if faq else "question")
+        text = P.question_text(rng, faq=faq)
+        qa = not faq and rng.random() < QA_FORMAT_P
+        if qa:
+            text = rng.choice(("提问：", "提问：", "问：")) + text
+        msg = self._message(t, m, group, text, kind="question")
+        self._count("faq_question" if faq else "qa_question" if qa else "question")
+        if qa:
+            self._qa[msg] = {"group": group, "asker": m.uid, "t": t, "answers": [], "done": False}
         self._state[group].questions.append([msg, m.uid, t, 0])
         # Somebody who knows usually answers; the FAQ ones are left to the bot.
         chances = (0.15, 0.0) if faq else (0.75, 0.35)
@@ -1027,7 +1355,7 @@ class Simulation:
 
     def _answer(self, t: float, m: SimMember, group: str, q: str, asker: str) -> None:
         who = self._by_uid[asker]
-        self._message(
+        msg = self._message(
             t,
             m,
             group,
@@ -1036,6 +1364,10 @@ class Simulation:
             reply_to=q,
             mentions=[asker],
         )
+        asked = self._qa.get(q)
+        if asked is not None and not asked["done"]:
+            asked["answers"].append((msg, m.uid, t))
+            self._answer_of[msg] = q
         for entry in self._state[group].questions:
             if entry[0] == q:
                 entry[3] += 1
@@ -1077,6 +1409,12 @@ class Simulation:
             text = "\n".join(f"{n}. {c.lower() if rng.random() < 0.3 else c}" for n, c in enumerate(letters, 1))
         self._message(t, m, group, text, kind="quiz")
         self._count("quiz_answer")
+        # the camp's dues: most pay soon after they answered the quiz
+        if "dues" not in m.done and rng.random() < _PAYS_DUES[m.persona]:
+            m.done.add("dues")
+            month = self.at(t).month
+            memo = rng.choice((f"{month}月会费", "会费", "成长营会费", "dues"))
+            self._push(t + rng.uniform(0.3, 8) * _HOUR, "pay", m.uid, group, {"amount": DUES, "memo": memo})
 
     def _quarrel(self, d0: float, group: str) -> None:
         """Two members start trading barbs: fast, alternating, @-mentioning each other."""
@@ -1179,6 +1517,9 @@ class Simulation:
                 self._push(self._later(t, 45), nxt, uid, group, {"from": m.uid, "msg": msg_id})
         # good messages get a thumbs-up or three
         n = _poisson(rng, _REACTIONS.get(kind, 0.0))
+        emojis = _SHARE_EMOJI if kind == "share" else _EMOJI
+        if kind == "share":
+            self._shares[msg_id] = (group, m.uid, t)
         for _ in range(n):
             who = self._pick_any(group, exclude=m.uid)
             if who is not None:
@@ -1187,7 +1528,7 @@ class Simulation:
                     "react",
                     who,
                     group,
-                    {"target": msg_id, "emoji": rng.choice(_EMOJI)},
+                    {"target": msg_id, "emoji": rng.choice(emojis)},
                 )
         return msg_id
 
