@@ -161,3 +161,25 @@ def test_member_values_from_the_database(make_chat: Callable[..., Chat]) -> None
     # archetypes look at the last 28 days only: by December everyone is a lurker (bar the owner)
     assert {v.archetype for n, v in december.items() if n != "name-boss"} == {"lurker"}
     assert december["name-boss"].archetype == "admin"
+
+
+def test_the_fast_held_level_equals_the_day_by_day_walk() -> None:
+    """``member_values`` steps from active day to active day; it must agree with :func:`held_level`."""
+    import random
+    from datetime import date as _date
+    from datetime import timedelta as _td
+
+    from qunyun.analytics import value as v
+
+    rng = random.Random(5)
+    for _ in range(300):
+        as_of = _date(2026, 3, 1) + _td(days=rng.randint(0, 60))
+        pts = {
+            as_of - _td(days=rng.randint(0, 120)): rng.choice([0.5, 1.0, 3.0, 12.0, 30.0])
+            for _ in range(rng.randint(0, 25))
+        }
+        for period in ("month", "week"):
+            want = v.held_level(pts, as_of, period)
+            got = v._held(sorted(pts.items()), as_of, period)
+            assert got[1] == want[1]
+            assert abs(got[0] - want[0]) < 1e-9

@@ -394,7 +394,7 @@ def _local(ts: datetime | None, tz: ZoneInfo) -> date | None:
 
 def _groups(conn: Connection, community: str, tz: ZoneInfo) -> list[_Group]:
     g = m.table(m.Group)
-    r = m.table(m.Rollup)
+    r = m.table(m.GroupDay)  # one row per group and day with any rollup
     first = (
         select(r.c.group_id, func.min(r.c.day).label("born"))
         .where(r.c.community_id == community)
@@ -417,26 +417,27 @@ def _groups(conn: Connection, community: str, tz: ZoneInfo) -> list[_Group]:
 
 
 def _active_days(conn: Connection, community: str, until: date) -> dict[int, set[date]]:
-    r = m.table(m.Rollup)
+    r = m.table(m.GroupDay)
     out: dict[int, set[date]] = defaultdict(set)
-    q = (
-        select(r.c.group_id, r.c.day)
-        .where(r.c.community_id == community, r.c.day <= until, r.c.messages > 0)
-        .group_by(r.c.group_id, r.c.day)
-    )
+    q = select(r.c.group_id, r.c.day).where(r.c.community_id == community, r.c.day <= until, r.c.messages > 0)
     for gid, day in conn.execute(q):
         out[int(gid)].add(day)
     return out
 
 
 def _speakers_window(
-    conn: Connection, community: str, start: date, end: date
+    conn: Connection, community: str, start: date, end: date, groups: Sequence[int] | None = None
 ) -> dict[int, dict[date, dict[int, int]]]:
+    """Messages per member per day in [start, end], by group (only ``groups`` if given)."""
     r = m.table(m.Rollup)
     out: dict[int, dict[date, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    if groups is not None and not groups:
+        return out
     q = select(r.c.group_id, r.c.day, r.c.member_id, r.c.messages).where(
         r.c.community_id == community, r.c.day >= start, r.c.day <= end, r.c.messages > 0
     )
+    if groups is not None:
+        q = q.where(r.c.group_id.in_(sorted(groups)))
     for gid, day, mid, n in conn.execute(q):
         out[int(gid)][day][int(mid)] = int(n)
     return out
@@ -476,12 +477,10 @@ def _present(
 
 
 def _all_speakers(conn: Connection, community: str, until: date) -> dict[int, set[int]]:
-    r = m.table(m.Rollup)
+    r = m.table(m.MemberGroup)
     out: dict[int, set[int]] = defaultdict(set)
-    q = (
-        select(r.c.group_id, r.c.member_id)
-        .where(r.c.community_id == community, r.c.day <= until, r.c.messages > 0)
-        .group_by(r.c.group_id, r.c.member_id)
+    q = select(r.c.group_id, r.c.member_id).where(
+        r.c.community_id == community, r.c.first_message_day <= until
     )
     for gid, mid in conn.execute(q):
         out[int(gid)].add(int(mid))
@@ -498,7 +497,12 @@ def group_states(conn: Connection, community: str, as_of: date) -> list[GroupLif
     tz = _zone(conn, community)
     groups = [g for g in _groups(conn, community, tz) if g.born <= as_of]
     active = _active_days(conn, community, as_of)
-    window = _speakers_window(conn, community, as_of - timedelta(days=7 * (DECLINE_WEEKS + 1) - 1), as_of)
+    # only a group that spoke in the last week can be declining: the others need no speakers
+    recent = as_of - timedelta(days=SILENT_DAYS - 1)
+    talking = [g for g, days in active.items() if any(d >= recent for d in days)]
+    window = _speakers_window(
+        conn, community, as_of - timedelta(days=7 * (DECLINE_WEEKS + 1) - 1), as_of, talking
+    )
     stays = _stays(conn, community, tz)
     speakers = _all_speakers(conn, community, as_of)
     out = []
@@ -542,7 +546,7 @@ def young_group_risks(conn: Connection, community: str, as_of: date) -> list[Ris
     if not groups:
         return []
     earliest = min(g.born for g in groups)
-    window = _speakers_window(conn, community, earliest, as_of)
+    window = _speakers_window(conn, community, earliest, as_of, [g.id for g in groups])
     stays = _stays(conn, community, tz)
     out = []
     for g in groups:

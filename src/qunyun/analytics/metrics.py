@@ -1,8 +1,11 @@
 """Community health metrics, computed from the rollups the engine maintains.
 
 Every number here comes from the ``rollups`` table (member × group × local
-day counters, kept in the event's transaction), plus ``groups``,
-``members`` and ``memberships`` — never from the raw ``messages``. Days are
+day counters, kept in the event's transaction) or from the coarser
+aggregates the engine keeps beside it in the same transaction
+(``group_days``, ``member_groups``, ``community_days``, ``retention_cells``;
+read whenever they answer exactly, see ``docs/analytics.md``), plus
+``groups``, ``members`` and ``memberships`` — never from the raw ``messages``. Days are
 the community's local days (the rollups are already keyed by them).
 
 Scopes: a whole community (``group=None``) or one group (its key). Grains:
@@ -265,7 +268,7 @@ def scope(conn: Connection, community: str, group: str | None = None) -> Scope:
 def data_range(conn: Connection, sc: Scope) -> tuple[date, date] | None:
     """The first and last local day with any rollup in scope, or None if there is none."""
     row = conn.execute(
-        text(f"SELECT min(day), max(day) FROM rollups WHERE {sc.where()}"), {"community": sc.community}
+        text(f"SELECT min(day), max(day) FROM group_days WHERE {sc.where()}"), {"community": sc.community}
     ).first()
     if row is None or row[0] is None:
         return None
@@ -301,6 +304,63 @@ def presences(conn: Connection, sc: Scope, start: date, end: date) -> list[Prese
     One pass over the scope's rollups (grouped by the primary key's prefix).
     """
     recent_from = end - timedelta(days=RECENT_DAYS - 1)
+    span = data_range(conn, sc)
+    if span is not None and start <= span[0] and end >= span[1]:
+        out = _presences_kept(conn, sc, recent_from, end)
+    else:
+        out = _presences_scanned(conn, sc, start, recent_from, end)
+    # who has left (and when, as a local day)
+    ids = sc.group_ids
+    lefts: dict[tuple[int, int], date] = {}
+    if ids:
+        q = (
+            "SELECT group_id, member_id, left_at FROM memberships "
+            f"WHERE status <> 'active' AND left_at IS NOT NULL AND group_id IN ({_in(ids)})"
+        )
+        tz = sc.tz
+        for g, mid, left_at in conn.execute(text(q)):
+            when = _as_dt(left_at)
+            if when is not None:
+                lefts[(int(g), int(mid))] = when.astimezone(tz).date()
+    for p in out:
+        left = lefts.get((p.group_id, p.member_id))
+        if left is not None and left <= end and left >= p.first_seen:
+            p.left = left
+    return out
+
+
+def _presences_kept(conn: Connection, sc: Scope, recent_from: date, end: date) -> list[Presence]:
+    """The window holds all of the scope's data: totals from ``member_groups``, the last weeks from rollups."""
+    recent: dict[tuple[int, int], int] = {}
+    for g, mid, n in conn.execute(
+        text(
+            f"""SELECT group_id, member_id, sum(messages) FROM rollups
+                WHERE {sc.where()} AND day >= :recent AND day <= :end AND messages > 0
+                GROUP BY group_id, member_id"""
+        ),
+        {"community": sc.community, "recent": _bind_day(conn, recent_from), "end": _bind_day(conn, end)},
+    ):
+        recent[(int(g), int(mid))] = int(n)
+    out: list[Presence] = []
+    for g, mid, first, fs, ls, msgs, ck in conn.execute(
+        text(
+            f"""SELECT group_id, member_id, first_day, first_message_day, last_message_day, messages, checkin_days
+                FROM member_groups WHERE {sc.where()}"""
+        ),
+        {"community": sc.community},
+    ):
+        first_d = _as_date(first)
+        assert first_d is not None
+        out.append(
+            Presence(
+                int(g), int(mid), first_d, _as_date(fs), _as_date(ls), int(msgs or 0),
+                recent.get((int(g), int(mid)), 0), int(ck or 0),
+            )
+        )
+    return out
+
+
+def _presences_scanned(conn: Connection, sc: Scope, start: date, recent_from: date, end: date) -> list[Presence]:
     sql = f"""
         SELECT group_id, member_id, min(day),
                min(CASE WHEN messages > 0 THEN day END),
@@ -325,23 +385,6 @@ def presences(conn: Connection, sc: Scope, start: date, end: date) -> list[Prese
         out.append(
             Presence(int(g), int(mid), first_d, _as_date(fs), _as_date(ls), int(msgs or 0), int(rec or 0), int(ck or 0))
         )
-    # who has left (and when, as a local day)
-    ids = sc.group_ids
-    lefts: dict[tuple[int, int], date] = {}
-    if ids:
-        q = (
-            "SELECT group_id, member_id, left_at FROM memberships "
-            f"WHERE status <> 'active' AND left_at IS NOT NULL AND group_id IN ({_in(ids)})"
-        )
-        tz = sc.tz
-        for g, mid, left_at in conn.execute(text(q)):
-            when = _as_dt(left_at)
-            if when is not None:
-                lefts[(int(g), int(mid))] = when.astimezone(tz).date()
-    for p in out:
-        left = lefts.get((p.group_id, p.member_id))
-        if left is not None and left <= end and left >= p.first_seen:
-            p.left = left
     return out
 
 
@@ -460,21 +503,23 @@ def series(
         raise AnalyticsError(f"unknown grain {grain!r}", hint="day, week or month")
     if counter is None:
         counter = member_counter(conn, sc, end)
-    key = _period_expr(conn, grain)
-    sql = f"""
-        SELECT {key} AS k, sum(messages), sum(joins), sum(leaves),
-               count(DISTINCT CASE WHEN messages > 0 THEN member_id END),
-               sum(CASE WHEN checkins > 0 THEN 1 ELSE 0 END)
-        FROM rollups
-        WHERE {sc.where()} AND day >= :start AND day <= :end
-        GROUP BY k
-    """
-    rows = {
-        int(k): (int(ms or 0), int(j or 0), int(lv or 0), int(sp or 0), int(ck or 0))
-        for k, ms, j, lv, sp, ck in conn.execute(
-            text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
-        )
-    }
+    rows = _series_kept(conn, sc, start, end, grain)
+    if rows is None:
+        key = _period_expr(conn, grain)
+        sql = f"""
+            SELECT {key} AS k, sum(messages), sum(joins), sum(leaves),
+                   count(DISTINCT CASE WHEN messages > 0 THEN member_id END),
+                   sum(CASE WHEN checkins > 0 THEN 1 ELSE 0 END)
+            FROM rollups
+            WHERE {sc.where()} AND day >= :start AND day <= :end
+            GROUP BY k
+        """
+        rows = {
+            int(k): (int(ms or 0), int(j or 0), int(lv or 0), int(sp or 0), int(ck or 0))
+            for k, ms, j, lv, sp, ck in conn.execute(
+                text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
+            )
+        }
     by_start = {_key_to_start(k, grain): v for k, v in rows.items()}
     out = []
     for p in periods(start, end, grain):
@@ -482,6 +527,50 @@ def series(
         ms, j, lv, sp, ck = by_start.get(p, (0, 0, 0, 0, 0))
         out.append(Point(max(p, start), last, counter.at(last), j, lv, ms, sp, ck))
     return out
+
+
+def _series_kept(
+    conn: Connection, sc: Scope, start: date, end: date, grain: Grain
+) -> dict[int, tuple[int, int, int, int, int]] | None:
+    """A series from the aggregates the engine keeps (``group_days``, ``community_days``,
+    ``retention_cells``), or None when they cannot answer it exactly (then the rollups are read).
+
+    Days: always. Weeks: for the whole community when the first and last weeks are
+    whole or hold no data outside [start, end] (a week's distinct speakers are
+    kept per whole week); for one group they are read from its rollups.
+    """
+    if grain == "month" or (grain == "week" and sc.group is not None):
+        return None
+    if grain == "week":
+        span = data_range(conn, sc)
+        if span is not None and (
+            (start.weekday() != 0 and start > span[0]) or (end.weekday() != 6 and end < span[1])
+        ):
+            return None
+    params = {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
+    key = _period_expr(conn, grain)
+    sums = f"""
+        SELECT {key} AS k, sum(messages), sum(joins), sum(leaves), sum(checkins), sum(speakers)
+        FROM group_days WHERE {sc.where()} AND day >= :start AND day <= :end GROUP BY k
+    """
+    rows: dict[int, list[int]] = {
+        int(k): [int(ms or 0), int(j or 0), int(lv or 0), int(sp or 0), int(ck or 0)]
+        for k, ms, j, lv, ck, sp in conn.execute(text(sums), params)
+    }
+    if sc.group is None:
+        # distinct people across groups: kept per community day, and per week by cohort
+        if grain == "day":
+            speakers = f"""SELECT {key}, speakers FROM community_days
+                           WHERE community_id = :community AND day >= :start AND day <= :end"""
+        else:
+            wk = _period_expr(conn, "week", "week")
+            speakers = f"""SELECT {wk} AS k, sum(speakers) FROM retention_cells
+                           WHERE community_id = :community AND week >= :wstart AND week <= :end GROUP BY k"""
+            params["wstart"] = _bind_day(conn, week_start(start))
+        for k, sp in conn.execute(text(speakers), params):
+            row = rows.setdefault(int(k), [0, 0, 0, 0, 0])
+            row[3] = int(sp or 0)
+    return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in rows.items()}
 
 
 def member_counter(conn: Connection, sc: Scope, end: date, pres: list[Presence] | None = None) -> MemberCounter:
@@ -638,10 +727,19 @@ def retention(conn: Connection, sc: Scope, start: date, end: date, weeks: int = 
     first_w = day_number(week_start(start)) // 7
     last_w = day_number(week_start(end)) // 7
     cells: dict[int, dict[int, int]] = defaultdict(dict)
-    for c, k, n in conn.execute(
-        text(sql),
-        {"community": sc.community, "end": _bind_day(conn, end), "first": first_w, "weeks": weeks},
-    ):
+    params = {"community": sc.community, "end": _bind_day(conn, end), "first": first_w, "weeks": weeks}
+    if sc.group is None:
+        span = data_range(conn, sc)
+        if span is None or end >= span[1] or end.weekday() == 6:
+            # whole weeks up to the end: the cells the engine keeps answer exactly
+            cw, ww = _period_expr(conn, "week", "cohort"), _period_expr(conn, "week", "week")
+            sql = f"""
+                SELECT c, w - c, n FROM (
+                    SELECT {cw} AS c, {ww} AS w, speakers AS n FROM retention_cells
+                    WHERE community_id = :community AND week <= :end AND speakers <> 0
+                ) x WHERE c >= :first AND w - c < :weeks
+            """
+    for c, k, n in conn.execute(text(sql), params):
         cells[int(c)][int(k)] = int(n)
     cohorts, sizes, matrix = [], [], []
     for c in range(first_w, last_w + 1):

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 
 from qunyun.analytics import replies
 from qunyun.store import models as m
@@ -214,6 +214,38 @@ def held_level(points: Mapping[date, float], as_of: date, period: Period = PERIO
     return daily.get(as_of, 0.0), best
 
 
+def _held(days: list[tuple[date, float]], as_of: date, period: Period = PERIOD) -> tuple[float, str]:
+    """:func:`held_level` for points given as ``(day, points)`` in day order, one step per active day.
+
+    Between active days the score only decays, so the highest score since the
+    period began is on its first day or on an active day: no need to walk
+    every calendar day.
+    """
+    keep = 2 ** (-1.0 / HALF_LIFE_DAYS)
+    start = period_start(as_of, period)
+    score = 0.0
+    best = 0.0
+    prev: date | None = None
+    for d, p in days:
+        if d > as_of:
+            break
+        if prev is not None:
+            if prev < start < d:
+                best = max(best, score * keep ** (start - prev).days)
+            score *= keep ** (d - prev).days
+        else:
+            score *= keep
+        score += p
+        prev = d
+        if d >= start:
+            best = max(best, score)
+    if prev is None:
+        return 0.0, level_of(0.0)
+    if prev < start:
+        best = max(best, score * keep ** (start - prev).days)
+    return score * keep ** (as_of - prev).days, level_of(best)
+
+
 def archetype(b: Behaviour, big_name_cut: float) -> str:
     """The archetype of a member with behaviour ``b`` (rules in the module docstring)."""
     if b.role in ADMIN_ROLES:
@@ -250,24 +282,41 @@ def member_values(
 
     Sorted by score, highest first.
     """
-    r = m.table(m.Rollup)
     first = as_of - timedelta(days=LOOKBACK_DAYS)
     window = as_of - timedelta(days=ARCHETYPE_DAYS - 1)
-    cols = [getattr(r.c, k) for k in POINTS]
-    points: dict[int, dict[date, float]] = defaultdict(lambda: defaultdict(float))
+    points: dict[int, list[tuple[date, float]]] = defaultdict(list)
     seen: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    q = select(r.c.member_id, r.c.day, *cols).where(
-        r.c.community_id == community, r.c.day >= first, r.c.day <= as_of
-    )
-    for row in conn.execute(q):
-        mid, day = int(row[0]), row[1]
-        counters = dict(zip(POINTS, (int(v or 0) for v in row[2:]), strict=True))
-        points[mid][day] += daily_points(counters)
-        if day >= window:
+    sqlite = conn.dialect.name == "sqlite"
+
+    def bind(d: date) -> object:
+        return d.isoformat() if sqlite else d
+
+    # The database sums each member-day (capped per group, as daily_points does), so
+    # Python sees one row per member and day instead of one per rollup row.
+    raw = " + ".join(f"{POINTS[k]!r} * (CASE WHEN {k} > 0 THEN {k} ELSE 0 END)" for k in POINTS)
+    capped = f"(CASE WHEN ({raw}) > {DAILY_CAP!r} THEN {DAILY_CAP!r} ELSE ({raw}) END)"
+    recent = "CASE WHEN day >= :window THEN {} ELSE 0 END"
+    sql = f"""
+        SELECT member_id, day, sum({capped}),
+               sum({recent.format("messages")}),
+               sum({recent.format("links + media")}),
+               sum({recent.format("reactions_received + mentions_received")})
+        FROM rollups
+        WHERE community_id = :community AND day >= :first AND day <= :as_of
+        GROUP BY member_id, day
+        ORDER BY member_id, day
+    """
+    for mid, day, pts, msgs, lm, att in conn.execute(
+        text(sql), {"community": community, "first": bind(first), "as_of": bind(as_of), "window": bind(window)}
+    ):
+        mid = int(mid)
+        d = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
+        points[mid].append((d, float(pts or 0.0)))
+        if d >= window:
             s = seen[mid]
-            s["messages"] += counters["messages"]
-            s["links_media"] += counters["links"] + counters["media"]
-            s["attention"] += counters["reactions_received"] + counters["mentions_received"]
+            s["messages"] += int(msgs or 0)
+            s["links_media"] += int(lm or 0)
+            s["attention"] += int(att or 0)
     mem = m.table(m.Member)
     ms = m.table(m.Membership)
     g = m.table(m.Group)
@@ -293,7 +342,7 @@ def member_values(
     cut = big_name_cut([seen[mid]["attention"] for mid in members])
     out = []
     for mid in members:
-        score, level = held_level(points[mid], as_of, period)
+        score, level = _held(points[mid], as_of, period)
         s = seen.get(mid, {})
         asked, answered = qa_by_id.get(mid, (0, 0))
         b = Behaviour(

@@ -74,6 +74,20 @@ _MESSAGE_COLS = (
 )
 _ROLLUP_COLS = ("group_id", "member_id", "day", "community_id", *_COUNTERS)
 _STATE_COLS = ("community_id", "playbook", "key", "value", "updated_at")
+_GROUP_DAY_COLS = ("group_id", "day", "community_id", "messages", "speakers", "joins", "leaves", "checkins")
+_MEMBER_GROUP_COLS = (
+    "group_id", "member_id", "community_id", "first_day", "first_message_day", "last_message_day",
+    "messages", "checkin_days",
+)
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _to_date(value: Any) -> date:
+    """A DATE column's value as a date (SQLite hands back ISO text)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 _ACTION_COLS = (
     "id", "ts", "community_id", "group_key", "platform", "type", "playbook", "cause", "payload",
     "status", "attempts", "downgraded_from",
@@ -1635,6 +1649,7 @@ class Engine:
             unit.events = []
         self._flush_messages()
         if unit.rollups:
+            self._flush_aggregates(unit.rollups)
             rows = [
                 (g, mm, b.day(d), counts["community_id"], *[counts[c] for c in _COUNTERS])
                 for (g, mm, d), counts in unit.rollups.items()
@@ -1704,6 +1719,130 @@ class Engine:
                 [(_clean(nm) if nm else nm, b.ts(ts), mid) for mid, (nm, ts) in unit.member_seen.items()],
             )
             unit.member_seen = {}
+
+    def _flush_aggregates(self, deltas: Mapping[tuple[int, int, date], Mapping[str, Any]]) -> None:
+        """Keep group_days, member_groups, community_days and retention_cells with the rollups.
+
+        Called with the batch's rollup increments before they are written: the
+        touched members' rollup rows of the touched weeks are read first (the
+        ``(member_id, day)`` index), so "first message of the day / week in
+        this group / in the community" is decided exactly, whatever the order
+        in which events arrive. The report then reads these small tables.
+        """
+        conn = self._conn
+        assert conn is not None
+        b = self._bulk
+        mark = "?" if b.sqlite else "%s"
+        # members whose message or check-in counts moved need their earlier rows
+        movers = {mm for (_, mm, _), c in deltas.items() if c["messages"] or c["checkins"]}
+        pre: dict[tuple[int, int, date], tuple[int, int]] = {}
+        spoke: dict[int, set[date]] = {}
+        first_pre: dict[int, date] = {}
+        if movers:
+            days = [d for (_, mm, d) in deltas if mm in movers]
+            lo = _monday(min(days))
+            hi = _monday(max(days)) + timedelta(days=6)
+            ids = sorted(movers)
+            for i in range(0, len(ids), 500):
+                chunk = ", ".join(str(int(x)) for x in ids[i : i + 500])
+                for g, mm, d, n, ck in conn.exec_driver_sql(
+                    "SELECT group_id, member_id, day, messages, checkins FROM rollups "
+                    f"WHERE member_id IN ({chunk}) AND day >= {mark} AND day <= {mark}",
+                    (b.day(lo), b.day(hi)),
+                ):
+                    day = _to_date(d)
+                    pre[(int(g), int(mm), day)] = (int(n or 0), int(ck or 0))
+                    if n and n > 0:
+                        spoke.setdefault(int(mm), set()).add(day)
+                for mm, first in conn.exec_driver_sql(
+                    f"SELECT member_id, min(first_message_day) FROM member_groups WHERE member_id IN ({chunk}) "
+                    "GROUP BY member_id"
+                ):
+                    if first is not None:
+                        first_pre[int(mm)] = _to_date(first)
+        gd: dict[tuple[int, date], list[Any]] = {}
+        mg: dict[tuple[int, int], list[Any]] = {}
+        wrote: dict[int, tuple[str, set[date]]] = {}  # member → (community, days now with a message)
+        for (g, mm, d), c in deltas.items():
+            cid = c["community_id"]
+            dm, dc = c["messages"], c["checkins"]
+            pm, pc = pre.get((g, mm, d), (0, 0))
+            spoke_new = (pm + dm > 0) - (pm > 0)
+            ck_new = (pc + dc > 0) - (pc > 0)
+            a = gd.get((g, d))
+            if a is None:
+                gd[(g, d)] = [cid, dm, spoke_new, c["joins"], c["leaves"], ck_new]
+            else:
+                a[1] += dm
+                a[2] += spoke_new
+                a[3] += c["joins"]
+                a[4] += c["leaves"]
+                a[5] += ck_new
+            said = d if pm + dm > 0 and dm else None
+            e = mg.get((g, mm))
+            if e is None:
+                mg[(g, mm)] = [cid, d, said, said, dm, ck_new]
+            else:
+                e[1] = min(e[1], d)
+                if said is not None:
+                    e[2] = said if e[2] is None else min(e[2], said)
+                    e[3] = said if e[3] is None else max(e[3], said)
+                e[4] += dm
+                e[5] += ck_new
+            if pm + dm > 0 and dm:
+                wrote.setdefault(mm, (cid, set()))[1].add(d)
+        cdays: dict[tuple[str, date], int] = {}
+        cells: dict[tuple[str, date, date], int] = {}
+        for mm, (cid, days_) in wrote.items():
+            before = spoke.get(mm, set())
+            before_weeks = {_monday(x) for x in before}
+            old_first = first_pre.get(mm)
+            first = min(days_) if old_first is None else min(old_first, min(days_))
+            cohort = _monday(first)
+            if old_first is not None and cohort < _monday(old_first):
+                # an earlier first message (a late event): move the member to the new cohort
+                old_cohort = _monday(old_first)
+                weeks = {
+                    _monday(_to_date(d))
+                    for (d,) in conn.exec_driver_sql(
+                        f"SELECT day FROM rollups WHERE member_id = {mark} AND messages > 0", (int(mm),)
+                    )
+                }
+                for w in weeks:
+                    cells[(cid, old_cohort, w)] = cells.get((cid, old_cohort, w), 0) - 1
+                    cells[(cid, cohort, w)] = cells.get((cid, cohort, w), 0) + 1
+                before_weeks |= weeks
+            for d in days_:
+                if d not in before:
+                    cdays[(cid, d)] = cdays.get((cid, d), 0) + 1
+                w = _monday(d)
+                if w not in before_weeks:
+                    before_weeks.add(w)
+                    cells[(cid, cohort, w)] = cells.get((cid, cohort, w), 0) + 1
+        b.upsert(
+            conn, m.table(m.GroupDay), _GROUP_DAY_COLS, ("group_id", "day"),
+            [(g, b.day(d), *a) for (g, d), a in gd.items()], add=_GROUP_DAY_COLS[3:],
+        )
+        b.upsert(
+            conn, m.table(m.MemberGroup), _MEMBER_GROUP_COLS, ("group_id", "member_id"),
+            [
+                (g, mm, cid, b.day(first), None if fm is None else b.day(fm), None if lm is None else b.day(lm), n, ck)
+                for (g, mm), (cid, first, fm, lm, n, ck) in mg.items()
+            ],
+            add=("messages", "checkin_days"), low=("first_day", "first_message_day"), high=("last_message_day",),
+        )
+        if cdays:
+            b.upsert(
+                conn, m.table(m.CommunityDay), ("community_id", "day", "speakers"), ("community_id", "day"),
+                [(cid, b.day(d), n) for (cid, d), n in cdays.items()], add=("speakers",),
+            )
+        if cells:
+            b.upsert(
+                conn, m.table(m.RetentionCell), ("community_id", "cohort", "week", "speakers"),
+                ("community_id", "cohort", "week"),
+                [(cid, b.day(c), b.day(w), n) for (cid, c, w), n in cells.items() if n],
+                add=("speakers",),
+            )
 
     def _flush_ledger(self, txns: list[PendingTxn]) -> None:
         conn = self._conn

@@ -64,13 +64,26 @@ class Bulk:
         *,
         add: Sequence[str] = (),
         replace: Sequence[str] = (),
+        low: Sequence[str] = (),
+        high: Sequence[str] = (),
     ) -> str:
-        """INSERT … ON CONFLICT (keys) DO UPDATE: ``add`` columns are incremented, ``replace`` overwritten."""
-        ck = ("u", table.name, tuple(columns), tuple(keys), tuple(add), tuple(replace))
+        """INSERT … ON CONFLICT (keys) DO UPDATE: ``add`` columns are incremented, ``replace`` overwritten.
+
+        ``low`` / ``high`` columns keep the smaller / larger of the stored and the new value
+        (NULL counts as no value).
+        """
+        ck = ("u", table.name, tuple(columns), tuple(keys), tuple(add), tuple(replace), tuple(low), tuple(high))
         sql = self._cache.get(ck)
         if sql is None:
-            sets = [f"{c} = {table.name}.{c} + excluded.{c}" for c in add]
+            t = table.name
+            sets = [f"{c} = {t}.{c} + excluded.{c}" for c in add]
             sets += [f"{c} = excluded.{c}" for c in replace]
+            for cols, op in ((low, "<"), (high, ">")):
+                sets += [
+                    f"{c} = CASE WHEN excluded.{c} IS NOT NULL AND ({t}.{c} IS NULL OR excluded.{c} {op} {t}.{c}) "
+                    f"THEN excluded.{c} ELSE {t}.{c} END"
+                    for c in cols
+                ]
             sql = (
                 self.insert_sql(table, columns)
                 + f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}"
@@ -105,11 +118,13 @@ class Bulk:
         *,
         add: Sequence[str] = (),
         replace: Sequence[str] = (),
+        low: Sequence[str] = (),
+        high: Sequence[str] = (),
     ) -> None:
         """Insert or update rows; ``rows`` must not repeat a key (PostgreSQL refuses that)."""
         if not rows:
             return
-        sql = self.upsert_sql(table, columns, keys, add=add, replace=replace)
+        sql = self.upsert_sql(table, columns, keys, add=add, replace=replace, low=low, high=high)
         if self.sqlite:
             conn.exec_driver_sql(sql, list(rows))
             return

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -277,6 +278,19 @@ class Rollup(Base):
     """Member × group × local-day counters, kept in the event's transaction."""
 
     __tablename__ = "rollups"
+    __table_args__ = (
+        Index("ix_rollups_community_id_day", "community_id", "day"),
+        Index("ix_rollups_member_id_day", "member_id", "day"),
+        # joins and check-ins are rare among rollup rows: activation and streaks read only these
+        Index(
+            "ix_rollups_joins", "community_id", "day",
+            sqlite_where=text("joins > 0"), postgresql_where=text("joins > 0"),
+        ),
+        Index(
+            "ix_rollups_checkins", "community_id", "day", "member_id",
+            sqlite_where=text("checkins > 0"), postgresql_where=text("checkins > 0"),
+        ),
+    )
 
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
@@ -296,6 +310,72 @@ class Rollup(Base):
     leaves: Mapped[int] = mapped_column(Integer, default=0)
     checkins: Mapped[int] = mapped_column(Integer, default=0)
     points: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GroupDay(Base):
+    """Group × local-day totals, kept with the rollups (same transaction).
+
+    ``speakers`` and ``checkins`` count members (rollup rows with a message,
+    with a check-in), the others sum the rollups' counters.
+    """
+
+    __tablename__ = "group_days"
+    __table_args__ = (Index("ix_group_days_community_id_day", "community_id", "day"),)
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    speakers: Mapped[int] = mapped_column(Integer, default=0)
+    joins: Mapped[int] = mapped_column(Integer, default=0)
+    leaves: Mapped[int] = mapped_column(Integer, default=0)
+    checkins: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MemberGroup(Base):
+    """One member in one group, over all time: first seen, first and last message, totals."""
+
+    __tablename__ = "member_groups"
+    __table_args__ = (Index("ix_member_groups_community_id", "community_id"),)
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True, index=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    #: the first local day with any rollup (joined, spoke, reacted, was mentioned…)
+    first_day: Mapped[date] = mapped_column(Date)
+    first_message_day: Mapped[date | None] = mapped_column(Date)
+    last_message_day: Mapped[date | None] = mapped_column(Date)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: days with a check-in
+    checkin_days: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CommunityDay(Base):
+    """Distinct people who wrote in any group of a community on a local day."""
+
+    __tablename__ = "community_days"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    speakers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RetentionCell(Base):
+    """Community-wide weekly speakers by first-message cohort.
+
+    ``speakers`` people whose first message in the community was in the ISO
+    week starting ``cohort`` wrote in the week starting ``week``. Summed over
+    cohorts, a week's cells give its distinct speakers.
+    """
+
+    __tablename__ = "retention_cells"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Monday of the cohort's week
+    cohort: Mapped[date] = mapped_column(Date, primary_key=True)
+    #: Monday of the week
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    speakers: Mapped[int] = mapped_column(Integer, default=0)
 
 
 #: Counters a playbook may bump with ``ctx.count(name)``.
@@ -319,3 +399,45 @@ ROLLUP_COUNTERS = (
 def table(model: type[Base]) -> Table:
     """The :class:`~sqlalchemy.Table` of a model, typed as such (``__table__`` is not)."""
     return Base.metadata.tables[model.__tablename__]
+
+
+#: The aggregates kept beside the rollups, derived from them alone.
+AGGREGATE_TABLES = ("group_days", "member_groups", "community_days", "retention_cells")
+
+
+def aggregate_sql(dialect: str, where: str = "") -> list[str]:
+    """Statements that fill the aggregate tables from ``rollups`` (``where``: an optional rollups filter).
+
+    The engine keeps these tables current event by event; this rebuilds them
+    in bulk (data written around the engine: benchmarks, repairs). Migration
+    0002 holds its own frozen copy for the backfill.
+    """
+    cond = f"WHERE {where}" if where else ""
+    and_ = f"AND {where}" if where else ""
+    if dialect == "sqlite":
+        week = "date(day, '-' || ((CAST(strftime('%w', day) AS INTEGER) + 6) % 7) || ' days')"
+    else:
+        week = "CAST(date_trunc('week', day) AS date)"
+    return [
+        f"""INSERT INTO group_days (group_id, day, community_id, messages, speakers, joins, leaves, checkins)
+            SELECT group_id, day, min(community_id), sum(messages),
+                   sum(CASE WHEN messages > 0 THEN 1 ELSE 0 END), sum(joins), sum(leaves),
+                   sum(CASE WHEN checkins > 0 THEN 1 ELSE 0 END)
+            FROM rollups {cond} GROUP BY group_id, day""",
+        f"""INSERT INTO member_groups (group_id, member_id, community_id, first_day, first_message_day,
+                                       last_message_day, messages, checkin_days)
+            SELECT group_id, member_id, min(community_id), min(day),
+                   min(CASE WHEN messages > 0 THEN day END), max(CASE WHEN messages > 0 THEN day END),
+                   sum(messages), sum(CASE WHEN checkins > 0 THEN 1 ELSE 0 END)
+            FROM rollups {cond} GROUP BY group_id, member_id""",
+        f"""INSERT INTO community_days (community_id, day, speakers)
+            SELECT community_id, day, count(DISTINCT member_id)
+            FROM rollups WHERE messages > 0 {and_} GROUP BY community_id, day""",
+        f"""INSERT INTO retention_cells (community_id, cohort, week, speakers)
+            SELECT community_id, cohort, week, count(*) FROM (
+                SELECT community_id, week, min(week) OVER (PARTITION BY member_id) AS cohort FROM (
+                    SELECT DISTINCT community_id, member_id, {week} AS week
+                    FROM rollups WHERE messages > 0 {and_}
+                ) mw
+            ) x GROUP BY community_id, cohort, week""",
+    ]
