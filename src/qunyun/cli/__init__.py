@@ -18,6 +18,7 @@ from qunyun.cli import (  # noqa: F401  (registers commands)
     members,
     replay,
     report,
+    run,
     sessions,
 )
 from qunyun.cli.app import app

@@ -67,6 +67,13 @@ class DeploymentSpec(_Strict):
         default=None, description="Database URL; $QUNYUN_DATABASE_URL or the default file if unset."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    adapters: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "The chat platforms `qunyun run` connects to (onebot, telegram, matrix); each is checked "
+            "when `qunyun run` starts. See docs/adapters.md."
+        ),
+    )
 
 
 class ConfigSpec(_Strict):

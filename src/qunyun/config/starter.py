@@ -394,7 +394,8 @@ def model_fields(model: type[BaseModel], section: str | None = None) -> list[Fie
         required = field.is_required()
         default = getattr(instance, name) if instance is not None else default_of(field)
         note = dict(NOTES.get((section or "", name), {}))
-        nested: type[BaseModel] | None = field.annotation if _is_model(field.annotation) else None  # type: ignore[assignment]
+        annotation: Any = field.annotation
+        nested: type[BaseModel] | None = annotation if _is_model(annotation) else None
         if field.description:
             note["en"] = field.description
         elif "en" not in note and nested is not None and nested.__doc__:
