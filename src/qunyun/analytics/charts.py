@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 import re
 import warnings
@@ -146,6 +147,10 @@ def _charmap(path: str) -> frozenset[int]:
         return frozenset(FT2Font(path).get_charmap())
     except (OSError, RuntimeError):
         return frozenset()
+
+
+# the CJK fonts ship one weight: matplotlib says so for every bold title
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
 @functools.cache
