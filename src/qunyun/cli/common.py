@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 
 from qunyun.cli.admin import database_url, open_existing
 from qunyun.config.model import CommunitySettings, Settings, load_settings
 from qunyun.core.clock import Clock, SystemClock
 from qunyun.core.errors import CommandError
 from qunyun.engine.engine import Engine
+
+# The options every operator command takes, declared once.
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The deployment configuration (qunyun.yaml).")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: the config's deployment.database or $QUNYUN_DATABASE_URL)."),
+]
+CommunityOpt = Annotated[
+    str | None, typer.Option("--community", help="Community id (needed when the config has several).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")]
 
 
 def open_community_engine(
@@ -23,6 +37,25 @@ def open_community_engine(
     url = database_url(db, config) if db else database_url(None, config)
     engine = Engine(open_existing(url), settings, clock=clock or SystemClock())
     return settings, engine
+
+
+def run_command(
+    config: Path,
+    db: str | None,
+    community: str | None,
+    playbook: str,
+    name: str,
+    args: dict[str, Any],
+    *,
+    group: str | None = None,
+) -> dict[str, Any]:
+    """Give ``playbook`` the operator's command ``name`` (``Engine.command``) as ``cli``."""
+    settings, engine = open_community_engine(config, db)
+    try:
+        chosen = pick_community(settings, community)
+        return engine.command(chosen.id, playbook, name, args, actor="cli", group=group)
+    finally:
+        engine.db.dispose()
 
 
 def pick_community(settings: Settings, community: str | None) -> CommunitySettings:

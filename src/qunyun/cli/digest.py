@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from qunyun.cli.app import app
-from qunyun.cli.common import open_community_engine, pick_community
+from qunyun.cli.common import run_command
 from qunyun.cli.i18n import cli_lang
 from qunyun.core.errors import CommandError
 from qunyun.core.text import clip
@@ -52,12 +52,7 @@ def _t(text: str, **values: object) -> str:
 
 
 def _run(config: Path, db: str | None, community: str | None, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    settings, engine = open_community_engine(config, db)
-    try:
-        chosen = pick_community(settings, community)
-        return engine.command(chosen.id, "digest", name, args, actor="cli")
-    finally:
-        engine.db.dispose()
+    return run_command(config, db, community, "digest", name, args)
 
 
 def _write(out: Path, files: dict[str, str]) -> None:

@@ -19,7 +19,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from qunyun.cli.app import app
-from qunyun.cli.common import open_community_engine, pick_community
+from qunyun.cli.common import (
+    CommunityOpt,
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    run_command,
+)
 from qunyun.cli.i18n import cli_lang
 from qunyun.core.errors import CommandError
 
@@ -30,15 +36,6 @@ elimination_app = typer.Typer(
 )
 app.add_typer(elimination_app, name="elimination")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The deployment configuration (qunyun.yaml).")]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: the config's deployment.database or $QUNYUN_DATABASE_URL)."),
-]
-CommunityOpt = Annotated[
-    str | None, typer.Option("--community", help="Community id (needed when the config has several).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")]
 
 _LABELS: dict[str, str] = {
     "group": "群",
@@ -74,13 +71,8 @@ _BATCH = re.compile(r"^(warn|remove)-\d{8}-(?P<group>.+)$")
 
 
 def _run(config: Path, db: str | None, community: str | None, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    settings, engine = open_community_engine(config, db)
-    try:
-        chosen = pick_community(settings, community)
-        group = args.pop("_group", None)
-        return engine.command(chosen.id, "elimination", name, args, actor="cli", group=group)
-    finally:
-        engine.db.dispose()
+    group = args.pop("_group", None)
+    return run_command(config, db, community, "elimination", name, args, group=group)
 
 
 def _why(row: dict[str, Any], group: dict[str, Any]) -> str:

@@ -18,7 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from qunyun.cli.app import app
-from qunyun.cli.common import open_community_engine, pick_community
+from qunyun.cli.common import (
+    CommunityOpt,
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    run_command,
+)
 from qunyun.cli.i18n import cli_lang
 from qunyun.core.text import clip
 
@@ -29,20 +35,11 @@ gate_app = typer.Typer(
 )
 app.add_typer(gate_app, name="gate")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The deployment configuration (qunyun.yaml).")]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: the config's deployment.database or $QUNYUN_DATABASE_URL)."),
-]
-CommunityOpt = Annotated[
-    str | None, typer.Option("--community", help="Community id (needed when the config has several).")
-]
 GroupOpt = Annotated[
     str | None,
     typer.Option("--group", help="Only the application in this group (default: every one the member has waiting)."),
 ]
 MemberArg = Annotated[str, typer.Argument(help="The applicant's platform user id (as in events).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")]
 
 _LABELS: dict[str, str] = {
     "Applications waiting": "待处理的入群申请",
@@ -78,13 +75,8 @@ def _t(text: str, **values: object) -> str:
 
 
 def _run(config: Path, db: str | None, community: str | None, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    settings, engine = open_community_engine(config, db)
-    try:
-        chosen = pick_community(settings, community)
-        # with --group the command runs in that group (it reaches the applicant's platform)
-        return engine.command(chosen.id, "gate", name, args, actor="cli", group=args.get("group"))
-    finally:
-        engine.db.dispose()
+    # with --group the command runs in that group (it reaches the applicant's platform)
+    return run_command(config, db, community, "gate", name, args, group=args.get("group"))
 
 
 def _details(row: dict[str, Any]) -> str:

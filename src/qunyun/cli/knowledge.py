@@ -18,7 +18,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from qunyun.cli.app import app
-from qunyun.cli.common import open_community_engine, pick_community
+from qunyun.cli.common import (
+    CommunityOpt,
+    ConfigOpt,
+    DbOpt,
+    run_command,
+)
 from qunyun.cli.i18n import cli_lang
 from qunyun.core.text import clip
 
@@ -29,14 +34,6 @@ knowledge_app = typer.Typer(
 )
 app.add_typer(knowledge_app, name="knowledge")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The deployment configuration (qunyun.yaml).")]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: the config's deployment.database or $QUNYUN_DATABASE_URL)."),
-]
-CommunityOpt = Annotated[
-    str | None, typer.Option("--community", help="Community id (needed when the config has several).")
-]
 EntryArg = Annotated[str, typer.Argument(help="The entry's id (as `qunyun knowledge list` shows it).")]
 
 _LABELS: dict[str, str] = {
@@ -63,12 +60,7 @@ def _t(text: str, **values: object) -> str:
 
 
 def _run(config: Path, db: str | None, community: str | None, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    settings, engine = open_community_engine(config, db)
-    try:
-        chosen = pick_community(settings, community)
-        return engine.command(chosen.id, "knowledge", name, args, actor="cli")
-    finally:
-        engine.db.dispose()
+    return run_command(config, db, community, "knowledge", name, args)
 
 
 @knowledge_app.command("list")

@@ -22,7 +22,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from qunyun.cli.app import app
-from qunyun.cli.common import open_community_engine, pick_community
+from qunyun.cli.common import CommunityOpt, ConfigOpt, open_community_engine, pick_community
 from qunyun.cli.i18n import cli_lang
 from qunyun.config.model import CommunitySettings
 from qunyun.core.errors import CommandError
@@ -77,7 +77,6 @@ class Viewer(enum.StrEnum):
     admin = "admin"
 
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The deployment configuration (qunyun.yaml).")]
 DbOpt = Annotated[
     str | None,
     typer.Option(
@@ -85,9 +84,6 @@ DbOpt = Annotated[
         help="Database URL (default: the config's deployment.database, $QUNYUN_DATABASE_URL, "
         "or the default SQLite file).",
     ),
-]
-CommunityOpt = Annotated[
-    str | None, typer.Option("--community", help="Community id (needed when the config has several).")
 ]
 PlatformOpt = Annotated[
     str | None, typer.Option("--platform", help="Platform of the member's user id (needed when groups use several).")

@@ -18,7 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from qunyun.cli.app import app
-from qunyun.cli.common import open_community_engine, pick_community
+from qunyun.cli.common import (
+    CommunityOpt,
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    run_command,
+)
 from qunyun.cli.i18n import cli_lang
 from qunyun.core.errors import CommandError
 from qunyun.core.text import clip
@@ -30,16 +36,7 @@ sessions_app = typer.Typer(
 )
 app.add_typer(sessions_app, name="sessions")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The deployment configuration (qunyun.yaml).")]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: the config's deployment.database or $QUNYUN_DATABASE_URL)."),
-]
-CommunityOpt = Annotated[
-    str | None, typer.Option("--community", help="Community id (needed when the config has several).")
-]
 SessionArg = Annotated[str, typer.Argument(help="The session's number (as `qunyun sessions list` shows it).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")]
 
 _LABELS: dict[str, str] = {
     "Sessions": "分享会",
@@ -90,12 +87,7 @@ def _status(status: str) -> str:
 
 def _run(config: Path, db: str | None, community: str | None, name: str, args: dict[str, Any],
          group: str | None = None) -> dict[str, Any]:
-    settings, engine = open_community_engine(config, db)
-    try:
-        chosen = pick_community(settings, community)
-        return engine.command(chosen.id, "sessions", name, args, actor="cli", group=group)
-    finally:
-        engine.db.dispose()
+    return run_command(config, db, community, "sessions", name, args, group=group)
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
