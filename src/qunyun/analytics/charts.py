@@ -338,7 +338,7 @@ def retention(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
 
 
 def survival(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
-    from qunyun.analytics.report import BASE_ALIVE_AFTER_MONTH, BASE_SILENT_WITHIN_WEEK
+    from qunyun.analytics.lifecycle import BASE_ALIVE_AFTER_MONTH, BASE_SILENT_WITHIN_WEEK
 
     fig, ax = plt.subplots(figsize=(9, 4))
     s = rep.survival

@@ -31,12 +31,6 @@ from sqlalchemy import Connection
 from qunyun.analytics import metrics as mx
 from qunyun.core.text import display_name
 
-#: The base rates of SPEC (seeds): share of new WeChat groups silent within a
-#: week, and alive after a month. Kept here too so the chart draws without
-#: the lifecycle module.
-BASE_SILENT_WITHIN_WEEK = 0.40
-BASE_ALIVE_AFTER_MONTH = 0.30
-
 LANGS = ("zh-CN", "en")
 DEFAULT_SILENT_DAYS = 30
 #: How far back the report looks when no start is given.

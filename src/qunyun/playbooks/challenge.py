@@ -53,7 +53,7 @@ from pydantic import Field, field_validator
 from qunyun.core.errors import CommandError
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig, ReadOnlyState
-from qunyun.playbooks.fund import (
+from qunyun.playbooks.money import (
     external_account,
     fmt_money,
     fund_account,

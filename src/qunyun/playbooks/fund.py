@@ -53,6 +53,15 @@ from qunyun.core.errors import CommandError
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
+from qunyun.playbooks.money import (
+    dues_account,
+    external_account,
+    fmt_money,
+    fund_account,
+    home_group,
+    payouts_account,
+    suspense_account,
+)
 from qunyun.store import models as m
 
 #: Roles that pay no dues by default.
@@ -73,14 +82,6 @@ _PERIODS = {"": "week", "本周": "week", "week": "week", "本月": "month", "mo
 # --------------------------------------------------------------- money helpers
 
 
-def fmt_money(amount: int, currency: str, locale: str) -> str:
-    """Minor units for people: ``¥12.34`` (zh-CN, CNY) or ``12.34 CNY``. Integer arithmetic only."""
-    sign = "-" if amount < 0 else ""
-    a = abs(amount)
-    body = f"{a // 100}.{a % 100:02d}"
-    if locale == "zh-CN" and currency == "CNY":
-        return f"{sign}¥{body}"
-    return f"{sign}{body} {currency}"
 
 
 def parse_amount(token: str) -> int | None:
@@ -264,36 +265,16 @@ class FundConfig(PlaybookConfig):
 # --------------------------------------------------------------------- helpers
 
 
-def fund_account(currency: str) -> str:
-    return f"community:fund:{currency}"
 
 
-def dues_account(currency: str) -> str:
-    return f"community:dues:{currency}"
 
 
-def suspense_account(currency: str) -> str:
-    return f"community:suspense:{currency}"
 
 
-def external_account(currency: str) -> str:
-    return f"external:payments:{currency}"
 
 
-def payouts_account(currency: str) -> str:
-    return f"external:payouts:{currency}"
 
 
-def home_group(ctx: Context, pid: str, wanted: str | None) -> str:
-    """The group key where ``pid``'s jobs run and announce: ``wanted``, else the first
-    non-admin group of the community running it on this platform, else this group."""
-    groups = [
-        g for g in ctx.community.groups.values() if pid in g.playbooks and g.platform == ctx.group.platform
-    ]
-    if wanted and any(g.key == wanted for g in groups):
-        return wanted
-    plain = [g for g in groups if not g.admin]
-    return (plain or groups or [ctx.group])[0].key
 
 
 def fund_moves(ctx: Context, account: str, first: date, last: date) -> tuple[int, int]:
