@@ -17,7 +17,6 @@ control and bidi characters.
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -29,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import Connection
 
 from qunyun.analytics import metrics as mx
+from qunyun.core.clock import monotonic
 from qunyun.core.text import display_name
 
 LANGS = ("zh-CN", "en")
@@ -225,9 +225,9 @@ def build_report(
     timings: dict[str, float] = {}
 
     def timed(label: str, fn: Callable[[], T]) -> T:
-        t0 = time.perf_counter()
+        t0 = monotonic()
         out = fn()
-        timings[label] = timings.get(label, 0.0) + time.perf_counter() - t0
+        timings[label] = timings.get(label, 0.0) + monotonic() - t0
         return out
 
     sc = timed("scope", lambda: mx.scope(conn, community, group))
@@ -463,7 +463,7 @@ def write_report(rep: HealthReport, out: Path) -> Written:
     """Write report.html, one PNG per chart, summary.txt and summary.md into ``out``."""
     from qunyun.analytics import charts as ch
 
-    t0 = time.perf_counter()
+    t0 = monotonic()
     out.mkdir(parents=True, exist_ok=True)
     if ch.png_language(rep.lang) != rep.lang and tr(rep.lang, "png_english") not in rep.notes:
         rep.notes.append(tr(rep.lang, "png_english"))
@@ -480,4 +480,4 @@ def write_report(rep: HealthReport, out: Path) -> Written:
     md = out / "summary.md"
     md.write_text(summary_markdown(rep), encoding="utf-8")
     files += [html, txt, md]
-    return Written(out, files, time.perf_counter() - t0)
+    return Written(out, files, monotonic() - t0)
