@@ -120,3 +120,51 @@ def test_a_playbook_may_address_another_group_of_its_community(db_url: str) -> N
         chat.say("u1", "g-nowhere")
         chat.assert_nothing_sent()
         assert "has no group 'g-nowhere'" in chat.failures()[0]["error"]
+
+
+class Echo(Playbook):
+    id = "echo"
+    handles = frozenset({"message"})
+    summary: ClassVar[dict[str, str]] = {"zh-CN": "回声", "en": "echo"}
+
+    def on_event(self, ctx: Context, event: Any) -> None:
+        ctx.send(f"note is {ctx.state_of('notes').get('note')}; jobs {ctx.job_due('later')}")
+
+
+def test_a_running_engine_sees_what_another_process_wrote(db_url: str) -> None:
+    """A command given from the CLI (another engine on the same database) while
+    the live engine runs: the live engine's next event sees the new state."""
+    from qunyun.engine import Engine
+
+    reg = _registry()
+    reg.add(Echo)
+    with Chat({"notes": {}, "echo": {}}, db_url=db_url, registry=reg) as live:
+        live.say("u1", "hi")
+        live.assert_sent("note is None")  # the live engine has now cached notes' state
+        other = Engine(live.db, live.settings, clock=live.clock, registry=reg)
+        other.command("test", "notes", "add", {"text": "from the CLI", "member": "u2"})
+        live.say("u1", "again")
+        live.assert_sent("note is from the CLI")
+        assert live.points("u2") == 5
+        live.assert_ledger_balanced()
+        # and the other way round: the CLI's engine sees the live engine's writes
+        live.command("notes", "add", text="live again", member="u2")
+        other.command("test", "notes", "add", {"text": "cli again", "member": "u2"})
+        assert live.points("u2") == 15
+        live.assert_ledger_balanced()
+
+
+def test_an_engine_that_only_reads_does_not_make_others_reload(db_url: str) -> None:
+    from qunyun.engine import Engine
+
+    reg = _registry()
+    reg.add(Echo)
+    with Chat({"notes": {}, "echo": {}}, db_url=db_url, registry=reg) as live:
+        live.say("u1", "hi")
+        epoch = live.scalar("SELECT epoch FROM communities WHERE id = 'test'")
+        reader = Engine(live.db, live.settings, clock=live.clock, registry=reg)
+        reader.export_member("test", "sim", "u1")
+        reader.advance_to(live.now)
+        assert live.scalar("SELECT epoch FROM communities WHERE id = 'test'") == epoch
+        live.say("u1", "again")
+        assert live.scalar("SELECT epoch FROM communities WHERE id = 'test'") == epoch + 1

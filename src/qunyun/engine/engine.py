@@ -185,6 +185,7 @@ class Engine:
         self._dispatch_cache: dict[tuple[int, str], list[tuple[str, Playbook]]] = {}
         self._group_by_key: dict[tuple[str, str], GroupSettings] = {}
         self._conn: Connection | None = None
+        self._tx_wrote = False
         self._unit = Unit()
         self._upsert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
         self._bulk = Bulk(db.dialect.name)
@@ -264,6 +265,8 @@ class Engine:
         self._heap: list[tuple[datetime, str]] = []
         self._jobs_loaded = False
         self._savepoints: dict[int, Any] = {}
+        #: community -> the epoch this engine last saw (None: not read yet)
+        self._epochs: dict[str, int] | None = None
 
     def playbook(self, pid: str) -> Playbook:
         found = self._playbooks.get(pid)
@@ -283,12 +286,15 @@ class Engine:
         conn = self.db.connect()
         conn.begin()
         self._conn = conn
+        self._tx_wrote = False
         self._member_id_next = None
         try:
             self._prepare()
             yield conn
             written = len(self._unit.event_keys)
             self._flush()
+            if self._tx_wrote:
+                self._bump_epochs(conn)
             actions = self._unit.delivered
             conn.commit()
             self._after_commit(written)
@@ -332,6 +338,11 @@ class Engine:
     def _prepare(self) -> None:
         conn = self._conn
         assert conn is not None
+        if self._epochs is not None and self._read_epochs(conn) != self._epochs:
+            # another process wrote (an operator's command from the CLI, say):
+            # what we cached may be stale, so read it all again
+            log.info("the store was changed by another process: reloading the engine's caches")
+            self._reset_caches()
         if not self._communities_ready:
             existing = {r[0] for r in conn.execute(select(m.Community.id))}
             for c in self.settings.communities.values():
@@ -346,6 +357,8 @@ class Engine:
                         )
                     )
             self._communities_ready = True
+        if self._epochs is None:
+            self._epochs = self._read_epochs(conn)
         if not self._members_loaded:
             mt = m.table(m.Member)
             n = conn.execute(select(func.count()).select_from(mt)).scalar_one()
@@ -457,6 +470,7 @@ class Engine:
         self._known_community(community)
         failed: list[str] = []
         with self.transaction():
+            self._tx_wrote = True  # the core tables are changed with SQL of its own below
             done: set[str] = set()
             for group in self._any_group(community, platform):
                 for pid in group.playbooks:
@@ -1638,10 +1652,34 @@ class Engine:
             )
         unit.state_dirty = set()
 
+    def _read_epochs(self, conn: Connection) -> dict[str, int]:
+        ct = m.table(m.Community)
+        ids = list(self.settings.communities)
+        return {str(c): int(e) for c, e in conn.execute(select(ct.c.id, ct.c.epoch).where(ct.c.id.in_(ids)))}
+
+    def _bump_epochs(self, conn: Connection) -> None:
+        """Tell other processes this transaction wrote; remember the epochs it leaves.
+
+        If another engine wrote since this transaction read the epochs, the
+        database now holds more than ours + 1: the next transaction sees the
+        difference and reloads its caches.
+        """
+        ct = m.table(m.Community)
+        ids = list(self.settings.communities)
+        conn.execute(update(ct).where(ct.c.id.in_(ids)).values(epoch=ct.c.epoch + 1))
+        seen = self._epochs or {}
+        self._epochs = {c: seen.get(c, -1) + 1 for c in ids}
+
     def _flush(self) -> None:
         conn = self._conn
         assert conn is not None
         unit = self._unit
+        if (
+            unit.events or unit.messages or unit.new_members or unit.actions or unit.records or unit.failures
+            or unit.txns or unit.rollups or unit.state_dirty or unit.jobs_dirty or unit.memberships
+            or unit.member_seen or unit.group_last
+        ):
+            self._tx_wrote = True
         b = self._bulk
         self._flush_members()
         if unit.events:

@@ -53,6 +53,10 @@ class Community(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     locale: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Bumped by every engine transaction that writes for this community, so an
+    #: engine in another process (a running ``qunyun run`` while an operator's
+    #: command is given) knows its caches are stale.
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Group(Base):
