@@ -230,6 +230,43 @@ def test_malformed_and_oversized_updates_are_reported_and_skipped() -> None:
     assert what["getUpdates"] == "an update without a numeric update_id"
 
 
+def test_a_member_update_with_an_impossible_date_is_reported_not_raised() -> None:
+    """A chat_member date beyond any calendar (found by mutating the fixtures) is a bad payload, not a crash."""
+    async def main() -> tuple[Any, Harness]:
+        async with live(start=False) as h:
+            item = fixture("update_chat_member_added")
+            item["chat_member"]["date"] = 10**30
+            return await h.adapter.process(item, "test"), h
+
+    taken, h = run(main())
+    assert taken is None and h.events == []
+    assert h.adapter.bad_count == 1 and "'date' is out of range" in h.adapter.bad[0].what
+
+
+def test_an_unexpected_mapping_error_drops_the_update_and_polling_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = mapping.update_to_events
+
+    def flaky(update: Any, **kw: Any) -> list[dict[str, Any]]:
+        if update.update_id == 800000298:
+            raise RuntimeError("a bug in the mapping")
+        return real(update, **kw)
+
+    monkeypatch.setattr(mapping, "update_to_events", flaky)
+
+    async def main() -> Harness:
+        async with live(start=False) as h:
+            first, second = fixture("update_message_text"), fixture("update_message_photo_reply")
+            first["update_id"], second["update_id"] = 800000298, 800000299
+            h.peer.push(first, second)
+            await h.adapter.start(h.sink)
+            await until(lambda: h.adapter.offset == 800000300, "the batch")
+            return h
+
+    h = run(main())
+    assert [e.id for e in h.events] == [f"{CHAT}/msg/4102"]
+    assert h.adapter.bad_count == 1 and "RuntimeError: a bug in the mapping" in h.adapter.bad[0].what
+
+
 def test_duplicate_delivery_gives_the_same_event_id() -> None:
     async def main() -> tuple[list[str], list[str]]:
         async with live(start=False) as h:

@@ -149,3 +149,54 @@ def test_cli_report(chat: Chat, db_url: str, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "YYYY-MM-DD" in str(bad.exception)
     nope = CliRunner().invoke(app, ["report", "--db", db_url, "--out", str(out), "--community", "nope"])
     assert nope.exit_code != 0 and "no community 'nope'" in str(nope.exception)
+
+
+# ------------------------------------------------- what a reader would trip on
+
+
+def test_small_shares_are_not_shown_as_zero() -> None:
+    from qunyun.analytics.report import pct
+
+    assert pct(3 / 2468) == "0.1%" and pct(0.00004) == "<0.1%"
+    assert pct(0.0) == "0%" and pct(0.5) == "50%" and pct(None) == "–" and pct(0.004, 1) == "0.4%"
+
+
+def test_markdown_summary_escapes_markup_but_not_plain_punctuation() -> None:
+    from qunyun.analytics.report import _md
+
+    assert _md("11 messages (down 65%)! Thanks *a*_b_ [x](y) <b>") == (
+        "11 messages (down 65%)! Thanks \\*a\\*\\_b\\_ \\[x\\](y) \\<b\\>"
+    )
+
+
+def test_date_ticks_carry_the_year_when_the_axis_spans_years() -> None:
+    import matplotlib.pyplot as plt
+
+    spans = (([date(2018, 12, 24), date(2019, 1, 7)], "2018-12-24"), ([date(2019, 3, 4), date(2019, 3, 11)], "Mar 04"))
+    for days, first in spans:
+        fig, ax = plt.subplots()
+        charts._date_axis(ax, days, "en")
+        assert ax.get_xticklabels()[0].get_text() == first
+        plt.close(fig)
+
+
+def test_lurker_chart_starts_at_the_lurker_threshold_and_groups_table_uses_report_members(
+    chat: Chat, tmp_path: Path
+) -> None:
+    import matplotlib.pyplot as plt
+
+    lifecycle, value = _fakes()  # its group_states says 5 members; the metrics count differently
+    with chat.db.connect() as conn:
+        rep = build_report(conn, "test", start=MON1, end=END, lang="en", silent_days=10,
+                           lifecycle=lifecycle, value=value)
+    fig = charts.lurker_chart(rep, charts.LABELS["en"], "en")
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    plt.close(fig)
+    assert labels[:2] == ["10-13", "14-29"] and "7-13" not in labels
+    members = {g.key: g.members for g in rep.groups}["g-main"]
+    assert members != 5
+    write_report(rep, tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    row = re.search(r"<tr><td>主群</td>.*?</tr>", html)
+    assert row is not None and f'<td class="num">{members:,}</td><td>' in row.group(0)
+    assert re.search(r"Check-in rate</div><div class=\"value\">–<", html)

@@ -14,6 +14,7 @@ import pytest
 from qunyun.core.errors import EventError
 from qunyun.core.events import BaseEvent
 from qunyun.importers import FORMATS, BadRow, IdentityChange
+from qunyun.importers.base import detect_encoding
 from qunyun.importers.jsonstream import JsonStream
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "import"
@@ -44,6 +45,30 @@ def test_gbk_csv_is_detected(tmp_path: Path) -> None:
     events, bad = split(FORMATS["wechatmsg"]().read(gbk))
     assert [e.model_dump() for e in events] == [e.model_dump() for e in expected]
     assert [b.line for b in bad] == [7]
+
+
+def test_one_corrupt_byte_does_not_turn_a_utf8_file_into_gb18030(tmp_path: Path) -> None:
+    """Only the damaged row is hurt (U+FFFD in its text); the header and the other rows read as UTF-8."""
+    raw = (DATA / "wechatmsg.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    expected, expected_bad = split(FORMATS["wechatmsg"]().read(DATA / "wechatmsg.csv"))
+    at = raw.rindex(b"\xe4")
+    damaged = tmp_path / "damaged.csv"
+    damaged.write_bytes(raw[:at] + b"\xff" + raw[at + 1 :])
+    events, bad = split(FORMATS["wechatmsg"]().read(damaged))
+    assert len(events) == len(expected) and len(bad) == len(expected_bad)
+    changed = [e for e, x in zip(events, expected, strict=True) if e.model_dump() != x.model_dump()]
+    assert len(changed) == 1 and "\ufffd" in changed[0].text  # type: ignore[attr-defined]
+
+
+def test_encoding_detection_without_a_byte_order_mark() -> None:
+    text = (DATA / "wechatmsg.csv").read_text(encoding="utf-8-sig") * 20
+    utf8 = text.encode("utf-8")
+    at = utf8.rindex(b"\xe4")
+    assert detect_encoding(utf8) == "utf-8-sig"
+    assert detect_encoding(utf8[:at] + b"\xff" + utf8[at + 1 :]) == "utf-8-sig"  # one damaged byte in thousands
+    assert detect_encoding(text.encode("gbk")) == "gb18030"
+    assert detect_encoding("周末一起去爬山吗？".encode("gbk")) == "gb18030"
 
 
 def test_encoding_can_be_forced(tmp_path: Path) -> None:
@@ -135,6 +160,17 @@ def test_json_that_is_not_an_export(tmp_path: Path) -> None:
     path.write_text("[1, 2, 3]", encoding="utf-8")
     events, bad = split(FORMATS["telegram"]().read(path))
     assert events == [] and bad[0].line == 1 and "not a JSON object" in bad[0].error
+
+
+def test_a_chat_with_a_malformed_type_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    """A full export whose chat "type" is not text: that chat is left out, the next one is read."""
+    path = tmp_path / "result.json"
+    good = {"type": "private_supergroup", "id": 2, "name": "g", "messages": [
+        {"id": 1, "type": "message", "date": "2024-01-01T10:00:00", "from": "A", "from_id": "user1", "text": "hi"}]}
+    bad_chat = dict(good, id=1, type={"oops": 1})
+    path.write_text(json.dumps({"chats": {"list": [bad_chat, good]}}), encoding="utf-8")
+    events, bad = split(FORMATS["telegram"]().read(path))
+    assert [e.id for e in events] == ["2:1"] and bad == []
 
 
 def test_minified_json_is_read_too(tmp_path: Path) -> None:

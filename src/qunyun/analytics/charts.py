@@ -69,8 +69,9 @@ LABELS: dict[str, dict[str, str]] = {
         "size.title": "Size vs activity (last {days} days)",
         "size.x": "group size (members)",
         "size.ratio": "active ratio (%)",
-        "size.percap": "messages per member per day",
+        "size.percap": "messages per 100 members per day",
         "size.groups": "{n} groups",
+        "size.group": "1 group",
         "lorenz.title": "Speaker concentration (Lorenz curve)",
         "lorenz.x": "share of speakers, least to most active (%)",
         "lorenz.y": "share of messages (%)",
@@ -109,8 +110,9 @@ LABELS: dict[str, dict[str, str]] = {
         "size.title": "群规模与活跃度（近 {days} 天）",
         "size.x": "群规模（人）",
         "size.ratio": "活跃率（%）",
-        "size.percap": "人均每日消息数（条）",
+        "size.percap": "每百人每日消息数（条）",
         "size.groups": "{n} 个群",
+        "size.group": "1 个群",
         "lorenz.title": "发言集中度（洛伦兹曲线）",
         "lorenz.x": "发言成员占比，从少到多（%）",
         "lorenz.y": "消息占比（%）",
@@ -248,8 +250,15 @@ def _setup(lang: str) -> None:
     )
 
 
-def _fmt_day(d: Any, lang: str) -> str:
+def _fmt_day(d: Any, lang: str, *, year: bool = False) -> str:
+    if year:  # an axis over several calendar years: "Dec 30" alone would not say which one
+        return f"{d.year}-{d.month:02d}-{d.day:02d}"
     return f"{d.month}月{d.day}日" if lang == "zh-CN" else d.strftime("%b %d")
+
+
+def _years(days: list[Any]) -> bool:
+    """True when ``days`` reach over more than one calendar year (tick labels then carry the year)."""
+    return bool(days) and days[0].year != days[-1].year
 
 
 def _pct(v: float | None) -> str:
@@ -278,7 +287,7 @@ def _date_axis(ax: Any, days: list[Any], lang: str) -> None:
     step = max(1, len(days) // 8)
     ticks = days[::step]
     ax.set_xticks(ticks)
-    ax.set_xticklabels([_fmt_day(d, lang) for d in ticks], rotation=30, ha="right")
+    ax.set_xticklabels([_fmt_day(d, lang, year=_years(days)) for d in ticks], rotation=30, ha="right")
 
 
 def speakers(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
@@ -300,7 +309,7 @@ def speakers(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
     ax2.spines["right"].set_visible(True)
     step = max(1, len(weeks) // 10)
     ax.set_xticks(range(0, len(weeks), step))
-    ax.set_xticklabels([_fmt_day(w, lang) for w in weeks[::step]], rotation=30, ha="right")
+    ax.set_xticklabels([_fmt_day(w, lang, year=_years(weeks)) for w in weeks[::step]], rotation=30, ha="right")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper left")
@@ -327,7 +336,8 @@ def retention(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
         ax.set_xticks(range(weeks))
         ax.set_xticklabels([str(k) for k in range(weeks)])
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([f"{_fmt_day(c, lang)} ({s})" for c, s, _ in rows])
+        many = _years([c for c, _, _ in rows])
+        ax.set_yticklabels([f"{_fmt_day(c, lang, year=many)} ({s})" for c, s, _ in rows])
         ax.grid(False)
         bar = fig.colorbar(im, ax=ax)
         bar.set_label(L["retention.bar"])
@@ -357,7 +367,7 @@ def survival(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
     ax.set_title(L["survival.title"])
     ax.set_xlabel(L["survival.x"])
     ax.set_ylabel(L["survival.y"])
-    ax.legend(loc="upper right")
+    ax.legend(loc="best")
     return fig
 
 
@@ -368,16 +378,18 @@ def size_activity(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
     labels = [b.label for b in rep.buckets]
     x = range(len(labels))
     a1.bar(x, [(b.active_ratio or 0) * 100 for b in rep.buckets], color=_COLOURS["bar"])
-    a2.bar(x, [b.per_capita or 0 for b in rep.buckets], color=_COLOURS["accent"])
+    a2.bar(x, [(b.per_capita or 0) * 100 for b in rep.buckets], color=_COLOURS["accent"])
     for ax, ylab in ((a1, L["size.ratio"]), (a2, L["size.percap"])):
         ax.set_xticks(list(x))
         ax.set_xticklabels(labels)
         ax.set_xlabel(L["size.x"])
         ax.set_ylabel(ylab)
     for i, b in enumerate(rep.buckets):
-        a1.annotate(L["size.groups"].format(n=b.groups), (i, (b.active_ratio or 0) * 100),
+        a1.annotate(L["size.group"] if b.groups == 1 else L["size.groups"].format(n=b.groups),
+                    (i, (b.active_ratio or 0) * 100),
                     textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
     fig.suptitle(L["size.title"].format(days=RECENT_DAYS), fontweight="bold")
+    fig.tight_layout()  # the right panel's axis label otherwise runs into the left panel
     return fig
 
 
@@ -420,13 +432,20 @@ def top(rep: HealthReport, L: dict[str, str], lang: str, namer: Namer) -> Figure
 
 def lurker_chart(rep: HealthReport, L: dict[str, str], lang: str) -> Figure:
     fig, ax = plt.subplots(figsize=(9, 4))
-    counts = {label: 0 for label, _, _ in SILENCE_BUCKETS}
+    # a lurker is silent for at least rep.silent_days: buckets below that are empty by definition
+    buckets = [
+        (label if lo >= rep.silent_days else (f"{rep.silent_days}+" if hi >= 10**9 else f"{rep.silent_days}-{hi}"),
+         max(lo, rep.silent_days), hi)
+        for label, lo, hi in SILENCE_BUCKETS
+        if hi >= rep.silent_days
+    ]
+    counts = {label: 0 for label, _, _ in buckets}
     never = 0
     for lk in rep.lurkers:
         if lk.last_spoke is None:
             never += 1
             continue
-        for label, lo, hi in SILENCE_BUCKETS:
+        for label, lo, hi in buckets:
             if lo <= lk.silent_days <= hi:
                 counts[label] += 1
                 break

@@ -146,7 +146,12 @@ def tr(lang: str, key: str, **values: Any) -> str:
 
 
 def pct(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value * 100:.{digits}f}%"
+    """A share as a percentage; a small non-zero share keeps one decimal (never "0%" for 3 of 2,468)."""
+    if value is None:
+        return "–"
+    if 0 < abs(value) < 0.01 and digits == 0:
+        return "<0.1%" if abs(value) < 0.0005 else f"{value * 100:.1f}%"
+    return f"{value * 100:.{digits}f}%"
 
 
 # -------------------------------------------------------------------- data
@@ -412,7 +417,7 @@ def _md(text: str) -> str:
     """Markdown-inert text: names may hold *, _, [ or <."""
     out = []
     for ch in text:
-        if ch in "\\`*_{}[]()#+!<>|~":
+        if ch in "\\`*_[]<>|~":  # (, ), ! and # are inert here: no line starts with them, [ is escaped
             out.append("\\" + ch)
         else:
             out.append(ch)
@@ -436,6 +441,8 @@ def render_html(rep: HealthReport, charts: list[Any]) -> str:
     notes = list(rep.notes)
     state_names = {s: tr(lang, s) for s in ("alive", "declining", "silent", "dead")}
     groups_by_key = {g.key: g for g in rep.scope.groups.values()}
+    # the groups table counts members as every other number of the report does (metrics' definition)
+    members_of = {g.key: g.members for g in rep.groups}
     return _env().get_template("report.html.j2").render(
         r=rep,
         t=lambda key, **kw: tr(lang, key, **kw),
@@ -449,6 +456,7 @@ def render_html(rep: HealthReport, charts: list[Any]) -> str:
         warnings=sorted(rep.warnings or [], key=lambda x: -x.score)[:20],
         states=sorted(rep.states or [], key=lambda g: (str(g.state), g.group_key)),
         streak_rows=list(rep.checkins.longest.items()),
+        members_of=members_of,
     )
 
 

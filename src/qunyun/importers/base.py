@@ -235,11 +235,22 @@ def detect_encoding(head: bytes) -> str:
 
     GBK/GB2312 text (what Excel on a Chinese Windows saves) is a subset of
     GB18030, and Chinese text in GBK almost never happens to be valid UTF-8.
+
+    A UTF-8 byte order mark decides alone, and so does a head that is UTF-8
+    but for a few damaged bytes (at most one bad sequence per 100 non-ASCII
+    bytes): one corrupt byte must not turn a UTF-8 export into GB18030
+    mojibake (and its header into unknown columns). Text really in GBK fails
+    as UTF-8 on nearly every Chinese character.
     """
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
     try:
         codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
     except UnicodeDecodeError:
-        return "gb18030"
+        decoded = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+        bad = decoded.count("\ufffd")
+        non_ascii = sum(1 for b in head if b >= 0x80)
+        return "utf-8-sig" if bad * 100 <= non_ascii else "gb18030"
     return "utf-8-sig"
 
 

@@ -133,7 +133,8 @@ class TelegramImporter(Importer):
         meta: dict[str, Any] = {}
         for key in stream.fields():
             if key == "messages" and stream.peek() == "[":
-                if meta.get("type") is not None and meta.get("type") not in GROUP_TYPES:
+                kind = meta.get("type")
+                if kind is not None and (type(kind) is not str or kind not in GROUP_TYPES):
                     self.counts["chats skipped (not a group)"] += 1
                     stream.skip()
                     continue

@@ -328,6 +328,10 @@ class TelegramAdapter(Adapter):
         except PayloadError as exc:
             self.report_bad(where, str(exc))
             return None
+        except Exception as exc:  # a mapping bug must not stop the poller: this update is dropped, the rest go on
+            log.exception("%s: could not map %s", self.platform, where)
+            self.report_bad(where, f"could not be mapped ({type(exc).__name__}: {exc})")
+            return None
         taken: bool | None = None
         for data in events:
             change = mapping.member_change(data)

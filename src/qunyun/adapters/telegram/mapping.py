@@ -192,7 +192,10 @@ def full_name(user: User | TgUser) -> str:
 
 def iso(when: datetime | int) -> str:
     if isinstance(when, int):
-        when = datetime.fromtimestamp(when, UTC)
+        try:
+            when = datetime.fromtimestamp(when, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise PayloadError(f"field 'date' is out of range: {when!r}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).isoformat()
