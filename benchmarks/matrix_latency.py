@@ -1,14 +1,17 @@
 """Event-to-action latency through the Matrix adapter, against a local Synapse.
 
-    python benchmarks/matrix_latency.py                      # 50 events/s for 60 s
+    python benchmarks/matrix_latency.py                      # 50 events/s for 60 s, one room
     python benchmarks/matrix_latency.py --rate 50 --seconds 10
+    python benchmarks/matrix_latency.py --rooms 10           # the same load spread over 10 rooms
 
 Starts Synapse on loopback (SQLite, generated config: the same fixture the
 tests use), registers a bot and ``--senders`` people, and runs the real
 stack: ``MatrixAdapter`` → ``Runtime`` → ``Engine`` (SQLite, the ``faq``
 playbook answering every message, cooldown 0) → outbox → ``deliver``. The
-people post a question at ``--rate`` messages per second; each one gets an
-answer sent as a reply to it.
+people post a question at ``--rate`` messages per second, round robin over
+``--rooms`` rooms (each a group of the community); each one gets an answer
+sent as a reply to it. The runtime delivers up to ``--concurrency`` actions
+at once, each of a different room (a room's answers go out in order).
 
 For each message it measures, on one monotonic clock:
 
@@ -16,7 +19,7 @@ For each message it measures, on one monotonic clock:
 - **homeserver in**: send → the adapter's /sync handed the event over;
 - **engine**: ``Engine.handle`` for that event (the whole transaction);
 - **queue to engine**: waiting in the runtime's event queue;
-- **outbox wait**: committed → the delivery loop picks the action up (it delivers one at a time);
+- **outbox wait**: committed → the delivery loop starts the action (behind the room's earlier ones);
 - **homeserver out**: the ``deliver`` call (PUT …/send/m.room.message/{txnId}).
 
 and reports the median and p99 of each, the share of the total spent in
@@ -27,8 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import logging
+import os
 import secrets
 import statistics
 import sys
@@ -47,7 +50,7 @@ communities:
     timezone: Asia/Shanghai
     locale: zh-CN
     groups:
-      - {{id: main, platform: matrix, room: "{room}"}}
+{groups}
     playbooks:
       faq:
         cooldown_minutes: 0
@@ -66,7 +69,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-async def bench(rate: float, seconds: float, senders: int, workdir: Path) -> dict[str, Any]:
+async def bench(rate: float, seconds: float, senders: int, workdir: Path, rooms_n: int = 1,
+                concurrency: int = 8) -> dict[str, Any]:
     from mautrix.client import ClientAPI
     from mautrix.types import EventType, RoomCreatePreset
     from tests.adapters.synapse import Synapse
@@ -89,12 +93,16 @@ async def bench(rate: float, seconds: float, senders: int, workdir: Path) -> dic
         people = [server.register(f"p{i}{tag}", displayname=f"成员{i}") for i in range(senders)]
         for p in people:
             clients.append(ClientAPI(base_url=server.url, token=p.access_token, mxid=p.user_id))
-        room = str(await clients[0].create_room(preset=RoomCreatePreset.PUBLIC, invitees=[bot.user_id],
-                                                power_level_override={"users": {bot.user_id: 50}}))
-        for c in clients[1:]:
-            await c.join_room(room)
+        rooms: list[str] = []
+        for _ in range(rooms_n):
+            room = str(await clients[0].create_room(preset=RoomCreatePreset.PUBLIC, invitees=[bot.user_id],
+                                                    power_level_override={"users": {bot.user_id: 50}}))
+            for c in clients[1:]:
+                await c.join_room(room)
+            rooms.append(room)
 
-        settings = settings_from_text(CONFIG.format(room=room), "<bench>")
+        groups = "\n".join(f'      - {{id: room{i}, platform: matrix, room: "{r}"}}' for i, r in enumerate(rooms))
+        settings = settings_from_text(CONFIG.format(groups=groups), "<bench>")
         db = open_engine(f"sqlite:///{workdir / 'qunyun.db'}")
         migrate(db)
         mx = MatrixSettings(homeserver=server.url, user_id=bot.user_id, access_token_env="UNUSED",
@@ -119,10 +127,16 @@ async def bench(rate: float, seconds: float, senders: int, workdir: Path) -> dic
 
         engine.handle = timed_handle  # type: ignore[method-assign]
         deliver = adapter.deliver
+        flying = [0, 0]  # now, most
 
         async def timed_deliver(action: dict[str, Any]) -> Any:
             t0 = time.monotonic()
-            result = await deliver(action)
+            flying[0] += 1
+            flying[1] = max(flying)
+            try:
+                result = await deliver(action)
+            finally:
+                flying[0] -= 1
             if result.status == "ok":
                 if action["cause"] in delivering:
                     doubled.append(action["cause"])
@@ -130,7 +144,8 @@ async def bench(rate: float, seconds: float, senders: int, workdir: Path) -> dic
             return result
 
         adapter.deliver = timed_deliver  # type: ignore[method-assign]
-        runtime = Runtime(engine, [adapter], poll_seconds=1.0, tick_seconds=1.0, flush_seconds=30)
+        runtime = Runtime(engine, [adapter], poll_seconds=1.0, tick_seconds=1.0, flush_seconds=30,
+                          concurrency=concurrency)
         task = asyncio.create_task(runtime.run())
         while adapter._sink is None or adapter.syncs < 1:
             await asyncio.sleep(0.05)
@@ -150,7 +165,7 @@ async def bench(rate: float, seconds: float, senders: int, workdir: Path) -> dic
             client = clients[i % len(clients)]
             t0 = time.monotonic()
             try:
-                eid = await client.send_message_event(room, EventType.ROOM_MESSAGE,
+                eid = await client.send_message_event(rooms[i % len(rooms)], EventType.ROOM_MESSAGE,
                                                       {"msgtype": "m.text", "body": f"请问多少钱？#{i}"})
             except Exception as exc:  # counted as lost below
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -190,10 +205,9 @@ async def bench(rate: float, seconds: float, senders: int, workdir: Path) -> dic
                  "homeserver out": hs_out}
         sum_total = sum(tot) or 1.0
         spans = sorted(delivering.values())
-        gaps_between = [b[0] - a[1] for a, b in itertools.pairwise(spans) if b[0] >= a[1]]
-        between = statistics.median(gaps_between) if gaps_between else float("nan")
         return {
-            "rate": rate, "seconds": seconds, "senders": senders, "sent": total,
+            "rate": rate, "seconds": seconds, "senders": senders, "rooms": rooms_n, "concurrency": concurrency,
+            "sent": total,
             "send_errors": len(errors), "accepted_by_homeserver": len(sent), "answered": len(delivering),
             "lost": len(sent) - len([e for e in sent if e in delivering]), "doubled": len(doubled),
             "send_seconds": send_seconds, "achieved_rate": len(sent) / send_seconds if send_seconds else 0.0,
@@ -201,7 +215,7 @@ async def bench(rate: float, seconds: float, senders: int, workdir: Path) -> dic
             "p99_ms": pct(tot, 0.99) * 1000,
             "parts": {k: {"median_ms": statistics.median(v) * 1000 if v else float("nan"),
                           "p99_ms": pct(v, 0.99) * 1000, "share": sum(v) / sum_total} for k, v in parts.items()},
-            "drain_seconds": drain_seconds, "between_deliveries_ms": between * 1000,
+            "drain_seconds": drain_seconds, "most_in_flight": flying[1],
             "deliver_throughput": len(spans) / ((spans[-1][1] - spans[0][0]) or 1.0) if spans else 0.0,
             "gaps": len(adapter.gaps), "dropped_payloads": adapter.bad_count, "errors": errors[:5],
         }
@@ -216,16 +230,24 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second (default 50)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to send (default 60)")
     parser.add_argument("--senders", type=int, default=10, help="people posting, round robin (default 10)")
+    parser.add_argument("--rooms", type=int, default=1, help="rooms the messages are spread over (default 1)")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="actions the runtime delivers at once, each of another room (default 8)")
     args = parser.parse_args()
+    if args.rooms < 1 or args.concurrency < 1 or args.senders < 1:
+        parser.error("--rooms, --concurrency and --senders must be at least 1")
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="qunyun-matrix-bench-") as tmp:
-        r = asyncio.run(bench(args.rate, args.seconds, args.senders, Path(tmp)))
+        r = asyncio.run(bench(args.rate, args.seconds, args.senders, Path(tmp), args.rooms, args.concurrency))
     print(f"Matrix event-to-action latency: {r['sent']} messages at {r['rate']:g}/s for {r['seconds']:g} s "
-          f"({r['senders']} senders; achieved {r['achieved_rate']:.1f}/s)")
+          f"({r['senders']} senders, {r['rooms']} room{'s' * (r['rooms'] != 1)}; "
+          f"achieved {r['achieved_rate']:.1f}/s)")
     print(f"  accepted by the homeserver {r['accepted_by_homeserver']}, answered {r['answered']}, "
           f"lost {r['lost']}, doubled {r['doubled']}, send errors {r['send_errors']}, sync gaps {r['gaps']}")
-    print(f"  delivery loop: {r['deliver_throughput']:.1f} actions/s, median {r['between_deliveries_ms']:.1f} ms "
-          f"between two deliveries (bookkeeping, or idle when it keeps up); backlog drained {r['drain_seconds']:.1f} s after the last send")
+    print(f"  delivery: {r['deliver_throughput']:.1f} actions/s, at most {r['most_in_flight']} in flight "
+          f"(cap {r['concurrency']}); backlog drained {r['drain_seconds']:.1f} s after the last send")
+    if os.name == "posix":
+        print("  load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"  total: median {r['median_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
     for name, p in r["parts"].items():
         print(f"  {name:16s} median {p['median_ms']:7.1f} ms  p99 {p['p99_ms']:7.1f} ms  share {p['share']:6.1%}")

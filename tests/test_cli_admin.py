@@ -349,3 +349,137 @@ def test_doctor_speaks_chinese_when_asked(tmp_path: Path, monkeypatch: pytest.Mo
     result = CliRunner().invoke(app, ["doctor", "--db", f"sqlite:///{tmp_path / 'missing.db'}"])
     assert result.exit_code == 1
     assert "数据库可连接" in result.output and "项检查未通过" in result.output
+
+
+# ------------------------------------------------------- doctor: the adapters
+
+TG_TOKEN = "123456789:TEST-token_for-the-peer"
+BOT_ID = 7000000001  # the loopback peer's getMe
+
+ADAPTER_CONFIG = """\
+deployment:
+  database: '{url}'
+  adapters:
+{adapters}
+communities:
+  - id: club
+    name: Club
+    locale: en
+    groups:
+      - {{id: main, platform: {platform}, room: "{room}"}}
+      - {{id: admins, platform: {platform}, room: "{admin_room}", admin: true}}
+    playbooks:
+      checkin: {{}}
+"""
+
+
+class PeerThread:
+    """The loopback Telegram Bot API peer on its own event loop (doctor runs its own with asyncio.run)."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from qunyun.adapters.telegram.peer import BotAPIPeer
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.peer = asyncio.run_coroutine_threadsafe(BotAPIPeer(TG_TOKEN).start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.peer.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def telegram_peer() -> object:
+    peer = PeerThread()
+    yield peer.peer
+    peer.stop()
+
+
+def adapter_config(tmp_path: Path, url: str, adapters: str, *, platform: str, room: str, admin_room: str) -> Path:
+    path = tmp_path / "qunyun.yaml"
+    path.write_text(
+        ADAPTER_CONFIG.format(url=url, adapters=adapters, platform=platform, room=room, admin_room=admin_room),
+        encoding="utf-8",
+    )
+    return path
+
+
+def telegram_config(tmp_path: Path, url: str, base: str) -> Path:
+    adapters = f"    - {{type: telegram, token_env: QUNYUN_TEST_TG_TOKEN, api_base: '{base}'}}"
+    return adapter_config(tmp_path, url, adapters, platform="telegram", room="-1001234567890",
+                          admin_room="-1009876543210")
+
+
+def test_doctor_checks_the_telegram_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, telegram_peer: object
+) -> None:
+    url = migrated(f"sqlite:///{tmp_path / 'q.db'}")
+    monkeypatch.setenv("QUNYUN_TEST_TG_TOKEN", TG_TOKEN)
+    config = telegram_config(tmp_path, url, telegram_peer.base)  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["doctor", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "telegram (Telegram)" in out and "connected as @qunyun_bot" in out
+    assert "telegram group main" in out and "telegram group admins" in out
+    assert "privacy mode is on" in out  # the adapter's note is shown under the table
+    assert "✗" not in out and "all checks passed" in out
+    asked = {c["chat_id"] for c in telegram_peer.calls_to("getChatMember")}  # type: ignore[attr-defined]
+    assert asked == {-1001234567890, -1009876543210}
+    assert not telegram_peer.calls_to("getUpdates")  # type: ignore[attr-defined]  # doctor takes no updates
+
+
+def test_doctor_fails_when_the_bot_lacks_its_rights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, telegram_peer: object
+) -> None:
+    url = migrated(f"sqlite:///{tmp_path / 'q.db'}")
+    monkeypatch.setenv("QUNYUN_TEST_TG_TOKEN", TG_TOKEN)
+    telegram_peer.members[(-1001234567890, BOT_ID)] = {  # type: ignore[attr-defined]
+        "user": {"id": BOT_ID, "is_bot": True, "first_name": "qunyun"}, "status": "member",
+    }
+    config = telegram_config(tmp_path, url, telegram_peer.base)  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["doctor", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert "1 check failed: telegram group main" in " ".join(result.output.split())
+
+
+def test_doctor_a_refused_bot_token_is_a_failed_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, telegram_peer: object
+) -> None:
+    url = migrated(f"sqlite:///{tmp_path / 'q.db'}")
+    monkeypatch.setenv("QUNYUN_TEST_TG_TOKEN", "999:not-the-token")
+    config = telegram_config(tmp_path, url, telegram_peer.base)  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["doctor", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert "the bot token is refused" in result.output
+    assert "@BotFather" in result.output
+
+
+def test_doctor_a_missing_secret_is_a_failed_check_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = migrated(f"sqlite:///{tmp_path / 'q.db'}")
+    monkeypatch.delenv("QUNYUN_TEST_TG_TOKEN", raising=False)
+    config = telegram_config(tmp_path, url, "http://127.0.0.1:9")
+    result = runner.invoke(app, ["doctor", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    out = " ".join(result.output.split())
+    assert "environment variable QUNYUN_TEST_TG_TOKEN is not set" in out
+    assert "hint:" in out and "1 check failed: adapters" in out
+    assert "configuration" in out and "database reachable" in out  # the other checks still ran
+
+
+def test_doctor_onebot_without_an_implementation_connected(tmp_path: Path) -> None:
+    url = migrated(f"sqlite:///{tmp_path / 'q.db'}")
+    adapters = "    - {type: onebot, version: 11, host: 127.0.0.1, port: 0}"
+    config = adapter_config(tmp_path, url, adapters, platform="onebot", room="123456789", admin_room="987654321")
+    result = runner.invoke(app, ["doctor", "--config", str(config), "--adapter-wait", "0.2"], env={"COLUMNS": "250"})
+    assert result.exit_code == 1, result.output
+    out = " ".join(result.output.split())
+    assert "no implementation is connected" in out and "reverse WebSocket" in out

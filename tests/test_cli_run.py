@@ -112,7 +112,7 @@ def test_telegram_and_matrix_adapters_are_read_and_built(tmp_path: Path) -> None
         tmp_path,
         "  adapters:\n"
         "    - {type: onebot, port: 0, platform: qq}\n"
-        "    - {type: telegram, token_env: TG_TOKEN}\n"
+        "    - {type: telegram, token_env: TG_TOKEN, concurrency: 3}\n"
         "    - {type: matrix, homeserver: 'http://127.0.0.1:8008', user_id: '@bot:localhost',"
         " access_token_env: MX_TOKEN}\n",
     )
@@ -121,6 +121,7 @@ def test_telegram_and_matrix_adapters_are_read_and_built(tmp_path: Path) -> None
     tg, mx = options[1], options[2]
     assert isinstance(tg, TelegramOptions) and isinstance(mx, MatrixOptions)
     assert mx.access_token == "syt_abc" and "syt_abc" not in repr(mx)
+    assert (options[0].concurrency, tg.concurrency, mx.concurrency) == (8, 3, 8)
     assert isinstance(_adapter(tg, settings, SystemClock()), TelegramAdapter)
     assert isinstance(_adapter(mx, settings, SystemClock()), MatrixAdapter)
     with pytest.raises(ConfigError) as err:

@@ -47,6 +47,7 @@ communities:
     groups:
       - {id: g1, platform: fake, room: room-1}
       - {id: g2, platform: fake, room: room-2}
+      - {id: g3, platform: fake, room: room-3}
       - {id: admins, platform: fake, room: room-admins, admin: true}
     playbooks:
       moderation: {}
@@ -548,6 +549,292 @@ def test_an_action_the_adapter_cannot_do_is_downgraded_by_the_engine(world: Worl
     assert all(c[0]["type"] != "remove" for c in adapter.calls)
     notes = [r for r in world.actions() if r["downgraded_from"] == "remove"]
     assert notes and notes[0]["type"] == "notify_admins" and notes[0]["status"] == "delivered"
+
+
+# ------------------------------------------------- concurrent delivery
+
+
+class GatedAdapter(FakeAdapter):
+    """Each delivery waits until the test releases it (by the member it mentions): a slow platform
+    whose every call the test finishes by hand. ``accepted`` is what the platform took, in order."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(time)
+        self.gates: dict[str, asyncio.Future[DeliveryResult]] = {}
+        self.in_flight: list[str] = []
+        self.most_in_flight = 0
+        self.accepted: list[str] = []
+
+    async def deliver(self, action: dict[str, Any]) -> DeliveryResult:
+        who = (action.get("mentions") or ["?"])[0]
+        self.calls.append((action, self.time.mono()))
+        gate = self.gates[who] = asyncio.get_running_loop().create_future()
+        self.in_flight.append(who)
+        self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+        try:
+            result = await gate
+        finally:
+            self.in_flight.remove(who)
+        if result.status == "ok":
+            self.accepted.append(action["id"])
+        return result
+
+    def release(self, who: str, result: DeliveryResult | None = None) -> None:
+        self.gates[who].set_result(result or DeliveryResult.ok())
+
+    def called(self) -> list[str]:
+        return [(c[0].get("mentions") or ["?"])[0] for c in self.calls]
+
+
+def test_two_slow_groups_overlap_and_each_keeps_its_order(world: World) -> None:
+    async def main() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        await adapter.push(world.message("u1", "打卡"))              # g1
+        await adapter.push(world.message("u2", "打卡"))              # g1, after u1
+        await adapter.push(world.message("u3", "打卡", group="g2"))  # g2
+        await until(lambda: sorted(adapter.in_flight) == ["u1", "u3"], "both groups in flight at once")
+        await turns(20)
+        assert "u2" not in adapter.called()  # g1's second action waits for its first
+        adapter.release("u3")                # g2 finishes first: g1 is still held by u1
+        await until(lambda: rt.report.delivered == 1, "g2's reply noted")
+        await turns(20)
+        assert adapter.in_flight == ["u1"] and "u2" not in adapter.called()
+        adapter.release("u1")
+        await until(lambda: adapter.in_flight == ["u2"], "g1's second action after its first")
+        adapter.release("u2")
+        await until(lambda: rt.report.delivered == 3, "all three noted")
+        rt.request_stop()
+        await task
+        return adapter
+
+    adapter = run(main())
+    assert adapter.called() == ["u1", "u3", "u2"] or adapter.called() == ["u3", "u1", "u2"]
+    assert adapter.most_in_flight == 2
+    rows = world.actions()
+    assert [r["status"] for r in rows] == ["delivered"] * 3 and [r["attempts"] for r in rows] == [1, 1, 1]
+    assert sorted(adapter.accepted) == sorted(r["id"] for r in rows)
+
+
+def test_a_failing_head_holds_its_group_while_others_are_in_flight(world: World) -> None:
+    """A retried action goes back to the head of its group; the group's later action waits for the retry."""
+    async def main() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        await adapter.push(world.message("u1", "打卡"))
+        await adapter.push(world.message("u2", "打卡"))
+        await adapter.push(world.message("u3", "打卡", group="g2"))
+        await until(lambda: sorted(adapter.in_flight) == ["u1", "u3"])
+        adapter.release("u1", DeliveryResult.retry("timed out", after=20))
+        await until(lambda: rt.report.retried == 1, "the retry noted")
+        await turns(20)
+        assert adapter.called().count("u2") == 0 and adapter.in_flight == ["u3"]
+        adapter.release("u3")
+        await world.time.advance(25)
+        await until(lambda: adapter.in_flight == ["u1"], "the retry of u1")
+        adapter.release("u1")
+        await until(lambda: adapter.in_flight == ["u2"], "then u2")
+        adapter.release("u2")
+        await until(lambda: rt.report.delivered == 3)
+        rt.request_stop()
+        await task
+        return adapter
+
+    adapter = run(main())
+    g1 = [who for who in adapter.called() if who in ("u1", "u2")]
+    assert g1 == ["u1", "u1", "u2"]
+    first, second = (r for r in world.actions() if r["payload"]["mentions"] in (["u1"], ["u2"]))
+    assert (first["status"], first["attempts"], second["status"], second["attempts"]) == ("delivered", 2, "delivered", 1)
+
+
+def test_no_more_than_the_in_flight_cap(world: World) -> None:
+    async def main() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter, concurrency=2)
+        task = await started(rt, adapter)
+        for uid, group in (("u1", "g1"), ("u2", "g2"), ("u3", "g3")):
+            await adapter.push(world.message(uid, "打卡", group=group))
+        await until(lambda: len(adapter.in_flight) == 2, "two in flight")
+        await until(lambda: rt.report.outcomes.get("handled") == 3, "all three handled")
+        await turns(30)
+        assert sorted(adapter.in_flight) == ["u1", "u2"]  # the third group waits for a free slot
+        adapter.release("u2")
+        await until(lambda: sorted(adapter.in_flight) == ["u1", "u3"], "the third takes the free slot")
+        adapter.release("u1")
+        adapter.release("u3")
+        await until(lambda: rt.report.delivered == 3)
+        rt.request_stop()
+        await task
+        return adapter
+
+    adapter = run(main())
+    assert adapter.most_in_flight == 2 and len(adapter.calls) == 3
+
+
+def test_the_overall_rate_limit_holds_even_with_free_slots(world: World) -> None:
+    async def main() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        adapter.limits = Limits(per_group=None, overall=Rate(1, 10))
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        await adapter.push(world.message("u1", "打卡"))
+        await adapter.push(world.message("u2", "打卡", group="g2"))
+        await until(lambda: rt.report.outcomes.get("handled") == 2 and len(adapter.in_flight) == 1)
+        await turns(30)
+        assert adapter.called() == ["u1"]  # one token per 10 s over the whole platform
+        await world.time.advance(10)
+        await until(lambda: len(adapter.calls) == 2, "the second after 10 s")
+        adapter.release("u1")
+        adapter.release("u2")
+        await until(lambda: rt.report.delivered == 2)
+        rt.request_stop()
+        await task
+        return adapter
+
+    adapter = run(main())
+    (_, t0), (_, t1) = adapter.calls
+    assert t1 - t0 >= 10
+
+
+def test_a_platform_wide_retry_after_holds_every_group(world: World) -> None:
+    async def main() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        await adapter.push(world.message("u1", "打卡"))
+        await until(lambda: adapter.in_flight == ["u1"])
+        adapter.release("u1", DeliveryResult.retry("429: slow down", after=30, everywhere=True))
+        await until(lambda: rt.report.retried == 1)
+        await adapter.push(world.message("u2", "打卡", group="g2"))
+        await until(lambda: rt.report.outcomes.get("handled") == 2)
+        await world.time.advance(20)
+        await turns(30)
+        assert adapter.called() == ["u1"]  # g2 is held too
+        await world.time.advance(15)
+        await until(lambda: sorted(adapter.in_flight) == ["u1", "u2"], "both after the hold")
+        adapter.release("u1")
+        adapter.release("u2")
+        await until(lambda: rt.report.delivered == 2)
+        rt.request_stop()
+        await task
+        return adapter
+
+    adapter = run(main())
+    assert adapter.called() == ["u1", "u1", "u2"] or adapter.called() == ["u1", "u2", "u1"]
+    assert all(t >= adapter.calls[0][1] + 30 for _, t in adapter.calls[1:])
+
+
+def test_stop_with_actions_in_flight_loses_nothing_and_doubles_nothing(world: World) -> None:
+    async def first() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        await adapter.push(world.message("u1", "打卡"))
+        await adapter.push(world.message("u2", "打卡"))
+        await adapter.push(world.message("u3", "打卡", group="g2"))
+        await until(lambda: sorted(adapter.in_flight) == ["u1", "u3"])
+        rt.request_stop("SIGTERM (test)")
+        await turns(20)
+        assert not task.done()  # the attempts in flight are waited for
+        adapter.release("u1")
+        adapter.release("u3")
+        await until(lambda: adapter.in_flight == ["u2"], "the last pass takes g1's second action")
+        adapter.release("u2")
+        report = await asyncio.wait_for(task, 5)
+        assert report.delivered == 3
+        return adapter
+
+    async def again() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        await world.time.advance(10)
+        await turns(20)
+        rt.request_stop()
+        await task
+        return adapter
+
+    adapter = run(first())
+    assert len(adapter.accepted) == 3 and {r["status"] for r in world.actions()} == {"delivered"}
+    assert run(again()).calls == []
+
+
+def test_a_flush_that_runs_out_of_time_leaves_the_action_pending_for_the_next_run(world: World) -> None:
+    async def first() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter, flush_seconds=0.3)  # real seconds: the flush is bounded by wall time
+        task = await started(rt, adapter)
+        await adapter.push(world.message("u1", "打卡"))
+        await adapter.push(world.message("u3", "打卡", group="g2"))
+        await until(lambda: sorted(adapter.in_flight) == ["u1", "u3"])
+        adapter.release("u3")
+        await until(lambda: rt.report.delivered == 1)
+        rt.request_stop()
+        await asyncio.wait_for(task, 5)  # u1's platform call never answers: cut off by the flush limit
+        assert adapter.in_flight == []
+        return adapter
+
+    async def second() -> GatedAdapter:
+        adapter = GatedAdapter(world.time)
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        await until(lambda: adapter.in_flight == ["u1"], "u1 again")
+        adapter.release("u1")
+        await until(lambda: rt.report.delivered == 1)
+        rt.request_stop()
+        await task
+        return adapter
+
+    one = run(first())
+    by_mention = {r["payload"]["mentions"][0]: r for r in world.actions()}
+    assert by_mention["u1"]["status"] == "pending" and by_mention["u3"]["status"] == "delivered"
+    two = run(second())
+    assert two.called() == ["u1"]  # g2's action is not sent again
+    assert sorted(one.accepted + two.accepted) == sorted(r["id"] for r in world.actions())
+    assert {r["status"] for r in world.actions()} == {"delivered"}
+
+
+def test_many_groups_many_actions_each_delivered_once_in_group_order(world: World) -> None:
+    """A burst over three groups through a platform that answers after a random number of loop turns."""
+    async def main() -> FakeAdapter:
+        adapter = FakeAdapter(world.time)
+        adapter.limits = Limits(per_group=None, overall=None)
+        rng = random.Random(3)
+        seen: list[dict[str, Any]] = []
+
+        async def deliver(action: dict[str, Any]) -> DeliveryResult:
+            seen.append(action)
+            await turns(rng.randrange(0, 4))
+            adapter.shown.append(action)
+            return DeliveryResult.ok()
+
+        adapter.deliver = deliver  # type: ignore[method-assign]
+        rt = world.runtime(adapter, concurrency=3)
+        task = await started(rt, adapter)
+        for i in range(30):
+            await adapter.push(world.message(f"u{i}", "打卡", group=("g1", "g2", "g3")[i % 3]))
+        await until(lambda: len(adapter.shown) == 30, "all 30 replies")
+        rt.request_stop()
+        await task
+        return adapter
+
+    adapter = run(main())
+    rows = world.actions()
+    assert sorted(a["id"] for a in adapter.shown) == sorted(r["id"] for r in rows)  # once each
+    assert {r["status"] for r in rows} == {"delivered"}
+    for group in ("g1", "g2", "g3"):
+        decided = [r["id"] for r in rows if r["group_key"] == group]
+        assert [a["id"] for a in adapter.shown if a["group"] == group] == decided
+
+
+def test_concurrency_is_per_platform_and_must_be_positive(world: World) -> None:
+    adapter = FakeAdapter(world.time)
+    assert world.runtime(adapter).concurrency == {"fake": 8}  # the default
+    assert world.runtime(adapter, concurrency=lambda a: 3).concurrency == {"fake": 3}
+    with pytest.raises(ValueError, match="at least 1"):
+        world.runtime(adapter, concurrency=lambda a: 0)
 
 
 # ----------------------------------------------------- rate limiter, backoff

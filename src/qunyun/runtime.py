@@ -7,12 +7,16 @@
     scheduler tick (1 s) ──▶ engine.advance_to(now)
                                    ▼
     delivery loop per platform ◀── outbox.pending ──▶ adapter.deliver ──▶ platform
+                                   (up to ``concurrency`` groups in flight)
 
 - **Ordering.** Every database step (events, scheduler ticks, outbox
   bookkeeping) runs in one worker thread, in the order it was asked for, so
   the synchronous engine sees one event at a time, in arrival order.
-- **Delivery.** Per platform, pending actions go out in the order they were
-  decided, through the adapter's rate limits (per group and overall). A
+- **Delivery.** Per platform, up to ``concurrency`` actions (default 8) are
+  in flight at once, each of a different group; within a group an action
+  starts only after the previous one finished and was noted, so each group
+  sees its actions in the order they were decided. Every start goes through
+  the adapter's rate limits (per group and overall). A
   ``retry`` waits for the platform's ``retry_after`` or an exponential
   backoff with jitter, whichever is longer, and holds back the later actions
   of the same group so their order is kept; other groups go on. After
@@ -34,8 +38,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import random
 import signal
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -87,6 +93,50 @@ class RunReport:
         self.outcomes[outcome.status] = self.outcomes.get(outcome.status, 0) + 1
 
 
+class _Lane:
+    """One platform's delivery state: pending actions per group, and the attempts in flight."""
+
+    #: rows read from the outbox per query
+    FETCH = 500
+    #: no more is read while this many wait in memory
+    MAX = 5000
+
+    def __init__(self, limit: int, backoff: Backoff) -> None:
+        self.limit = limit
+        self.backoff = backoff
+        #: group → its pending actions (not in flight), in the order they were decided
+        self.queues: dict[str, deque[dict[str, Any]]] = {}
+        #: group → the attempt in flight for its head action
+        self.running: dict[str, asyncio.Task[None]] = {}
+        #: ids in ``queues`` or in flight
+        self.known: set[str] = set()
+        #: ids whose attempt ended while an outbox query ran (its answer may be stale for them)
+        self.ended: set[str] = set()
+        #: the highest ``seq`` read so far; new actions come after it
+        self.horizon = 0
+        #: when to read the whole outbox again (catches rows committed out of order by another process)
+        self.full_due = -math.inf
+        self.cached = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        queue = self.queues.setdefault(row["group_key"], deque())
+        seq = int(row["seq"])
+        if not queue or int(queue[-1]["seq"]) < seq:
+            queue.append(row)
+        else:  # a retried head, or a row committed late by another process
+            at = next(i for i, r in enumerate(queue) if int(r["seq"]) > seq)
+            queue.insert(at, row)
+        self.known.add(row["id"])
+        self.cached += 1
+
+    def pop(self, group: str) -> None:
+        queue = self.queues[group]
+        queue.popleft()
+        self.cached -= 1
+        if not queue:
+            del self.queues[group]
+
+
 def note_id(action_id: str) -> str:
     """The id of the admins' note about a refused action (stable, so it is written once)."""
     return "note-" + hashlib.blake2b(f"refused\x1f{action_id}".encode(), digest_size=12).hexdigest()
@@ -109,6 +159,7 @@ class Runtime:
         flush_seconds: float = 10.0,
         max_attempts: int | Callable[[Adapter], int] = 8,
         backoff: Backoff | Callable[[Adapter], Backoff] | None = None,
+        concurrency: int | Callable[[Adapter], int] = 8,
         queue_size: int = 10_000,
     ) -> None:
         platforms = [a.platform for a in adapters]
@@ -125,6 +176,13 @@ class Runtime:
         self.flush_seconds = flush_seconds
         self._max_attempts = max_attempts
         self._backoff = backoff
+        #: platform → how many actions may be in flight at once (each of another group)
+        self.concurrency: dict[str, int] = {}
+        for a in adapters:
+            n = concurrency(a) if callable(concurrency) else concurrency
+            if n < 1:
+                raise ValueError(f"{a.platform}: delivery concurrency must be at least 1, not {n}")
+            self.concurrency[a.platform] = n
         self.report = RunReport()
         self._queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue(maxsize=queue_size)
         self._executor: ThreadPoolExecutor | None = None
@@ -132,6 +190,10 @@ class Runtime:
         self._stop: asyncio.Event | None = None
         self._flush_now: asyncio.Event | None = None
         self._wake: dict[str, asyncio.Event] = {}
+        #: platform → new actions may be in the outbox (set when an event or a tick committed)
+        self._fresh: dict[str, bool] = {}
+        #: platform → its delivery state (for tests and logs)
+        self._lanes: dict[str, _Lane] = {}
         self._flushing = False
         self.limiters: dict[str, RateLimiter] = {}
         #: action id → monotonic time before which it is not retried
@@ -168,7 +230,8 @@ class Runtime:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     def _wake_all(self) -> None:
-        for ev in self._wake.values():
+        for platform, ev in self._wake.items():
+            self._fresh[platform] = True
             ev.set()
 
     # ----------------------------------------------------------------- run
@@ -310,64 +373,125 @@ class Runtime:
     # ------------------------------------------------------------ delivery
 
     async def _delivery(self, adapter: Adapter) -> None:
-        assert self._stop is not None
+        """One platform's delivery loop: dispatches attempts, at most ``concurrency`` at a time.
+
+        The head action of each group may be in flight at once (one per
+        group, so a group's order is kept); the pending actions are kept in
+        memory per group and topped up from the outbox when new ones are
+        committed (:meth:`_fetch`).
+        """
+        assert self._stop is not None and self._flush_now is not None
+        lane = _Lane(self.concurrency[adapter.platform], self._backoff_for(adapter))
+        self._lanes[adapter.platform] = lane
         wake = self._wake[adapter.platform]
-        backoff = self._backoff_for(adapter)
-        limit = self._attempts_for(adapter)
-        while True:
-            wake.clear()
-            rows = await self._db(outbox.pending, self.engine.db, platform=adapter.platform, limit=500)
-            blocked: set[str] = set()
-            next_due: float | None = None
-            for row in rows:
+        try:
+            while True:
                 if self._stop.is_set() and not self._flushing:
-                    break
-                group = row["group_key"]
-                if group in blocked:
+                    # attempts in flight finish by themselves; nothing new starts before the last pass
+                    await self._flush_now.wait()
+                    lane.full_due = -math.inf
                     continue
-                due = self._not_before.get(row["id"])
-                if due is not None and due > self._mono():
-                    blocked.add(group)  # keep the group's order: later actions wait too
-                    next_due = due if next_due is None else min(next_due, due)
+                wake.clear()
+                if lane.full_due <= self._mono() or (self._fresh.get(adapter.platform) and lane.cached < lane.MAX):
+                    await self._fetch(adapter, lane)
+                if self._stop.is_set() and not self._flushing:
                     continue
-                limiter = self.limiters[adapter.platform]
-                wait = limiter.delay(group)
-                if wait > 0:  # over the rate: this group (or all, if overall) waits
-                    blocked.add(group)
-                    due = self._mono() + wait
-                    next_due = due if next_due is None else min(next_due, due)
+                next_due = await self._dispatch(adapter, lane)
+                if self._flushing:
+                    if not lane.running:
+                        return  # the last pass is done; what is left goes out on the next run
+                    await wake.wait()  # an attempt finished: its group's next action may go
                     continue
-                await limiter.acquire(group)
-                result = await self._attempt(adapter, row)
-                if result.status == "ok":
-                    self._not_before.pop(row["id"], None)
-                    continue
-                if result.status == "retry":
-                    attempts = int(row["attempts"]) + 1
-                    if attempts >= limit:
-                        await self._give_up(adapter, row, f"gave up after {attempts} attempts: {result.reason}")
-                        continue
-                    wait = max(result.retry_after or 0.0, backoff.delay(attempts))
+                pause = self.poll_seconds if next_due is None else min(self.poll_seconds, next_due - self._mono())
+                await self._pause(max(0.0, min(pause, lane.full_due - self._mono())), wake)
+        finally:
+            running = list(lane.running.values())
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _fetch(self, adapter: Adapter, lane: _Lane) -> None:
+        """Top up the lane from the outbox: the rows after the last one seen, or all of them when due.
+
+        Rows in flight, rows already in memory and rows whose attempt ended
+        while the query ran are left out, so nothing is taken twice.
+        """
+        full = lane.full_due <= self._mono()
+        self._fresh[adapter.platform] = False
+        lane.ended.clear()
+        rows = await self._db(outbox.pending, self.engine.db, platform=adapter.platform, limit=lane.FETCH,
+                              after_seq=0 if full else lane.horizon)
+        if full:
+            lane.full_due = self._mono() + self.poll_seconds
+        if len(rows) == lane.FETCH:
+            self._fresh[adapter.platform] = True  # there is more after these
+        for row in rows:
+            lane.horizon = max(lane.horizon, int(row["seq"]))
+            rid = row["id"]
+            if rid in lane.known or rid in lane.ended:
+                continue
+            lane.add(row)
+        lane.ended.clear()
+
+    async def _dispatch(self, adapter: Adapter, lane: _Lane) -> float | None:
+        """Start an attempt for each group whose head action may go now; returns when to look again."""
+        limiter = self.limiters[adapter.platform]
+        next_due: float | None = None
+        heads = sorted((q[0]["seq"], group) for group, q in lane.queues.items() if q and group not in lane.running)
+        for _, group in heads:
+            if len(lane.running) >= lane.limit:
+                break  # the in-flight cap: wait for an attempt to finish
+            row = lane.queues[group][0]
+            now = self._mono()
+            due = self._not_before.get(row["id"])
+            if due is not None and due > now:  # retried later; its group's later actions wait too
+                next_due = due if next_due is None else min(next_due, due)
+                continue
+            wait = limiter.delay(group)
+            if wait > 0:  # over the rate: this group (or all, if overall) waits
+                next_due = now + wait if next_due is None else min(next_due, now + wait)
+                continue
+            await limiter.acquire(group)  # takes the tokens; never sleeps, the delay is 0
+            lane.pop(group)
+            lane.running[group] = asyncio.create_task(
+                self._deliver_one(adapter, lane, row), name=f"qunyun-deliver-{adapter.platform}-{row['id']}"
+            )
+        return next_due
+
+    async def _deliver_one(self, adapter: Adapter, lane: _Lane, row: dict[str, Any]) -> None:
+        """One attempt at one action, and its bookkeeping; the group is free again when it returns."""
+        group = row["group_key"]
+        requeue = False
+        try:
+            result = await self._attempt(adapter, row)
+            if result.status == "ok":
+                self._not_before.pop(row["id"], None)
+            elif result.status == "retry":
+                attempts = int(row["attempts"]) + 1
+                limit = self._attempts_for(adapter)
+                if attempts >= limit:
+                    await self._give_up(adapter, row, f"gave up after {attempts} attempts: {result.reason}")
+                else:
+                    wait = max(result.retry_after or 0.0, lane.backoff.delay(attempts))
                     if result.retry_after is not None:
-                        limiter.hold(result.retry_after, None if result.everywhere else group)
+                        self.limiters[adapter.platform].hold(result.retry_after, None if result.everywhere else group)
                     await self._db(outbox.mark_failed, self.engine.db, row["id"], result.reason)
                     self._not_before[row["id"]] = self._mono() + wait
+                    row = {**row, "attempts": attempts, "last_error": result.reason}
+                    requeue = True
                     self.report.retried += 1
                     log.warning("action %s (%s in %s) will be retried in %.1f s: %s", row["id"], row["type"], group,
                                 wait, result.reason)
-                    blocked.add(group)
-                    due = self._mono() + wait
-                    next_due = due if next_due is None else min(next_due, due)
-                    continue
+            else:
                 await self._give_up(adapter, row, result.reason)
-            if self._flushing:
-                return  # the last pass is done; what is left goes out on the next run
-            if self._stop.is_set():
-                assert self._flush_now is not None
-                await self._flush_now.wait()  # the events already taken are being handled
-                continue
-            pause = self.poll_seconds if next_due is None else max(0.0, min(self.poll_seconds, next_due - self._mono()))
-            await self._pause(pause, wake)
+        finally:
+            lane.running.pop(group, None)
+            if requeue:
+                lane.add(row)  # back at the head of its group: the later ones wait behind it
+            else:
+                lane.known.discard(row["id"])
+                lane.ended.add(row["id"])
+            self._wake[adapter.platform].set()
 
     def _target(self, adapter: Adapter, row: dict[str, Any]) -> tuple[Adapter, dict[str, Any]] | str:
         """The adapter and the action as it hands it over (with ``room``), or why it cannot go out."""
@@ -423,6 +547,7 @@ class Runtime:
             self.report.notes_to_admins += 1
         log.warning("action %s (%s in %s) failed for good: %s%s", row["id"], row["type"], row["group_key"], reason,
                     "; the admins are told" if note is not None else "")
+        self._fresh[adapter.platform] = True  # the note is a new pending action
         self._wake[adapter.platform].set()
 
     def _note(self, row: dict[str, Any], reason: str) -> dict[str, Any]:

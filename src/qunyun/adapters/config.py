@@ -81,6 +81,7 @@ class OneBotSpec(_Strict):
     api_timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="Wait this long for an API response.")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     retry: RetrySpec = Field(default_factory=RetrySpec)
+    concurrency: int = Field(default=8, ge=1, le=64, description="Actions delivered at once, each of a different group (a group keeps its order).")
 
     @field_validator("self_id", mode="before")
     @classmethod
@@ -222,6 +223,7 @@ class MatrixOptions:
         self.access_token = access_token
         self.password = password
         self.max_attempts: int = settings.retry.max_attempts
+        self.concurrency: int = settings.concurrency
         self.backoff_base: float = settings.retry.base_seconds
         self.backoff_cap: float = settings.retry.cap_seconds
 

@@ -404,6 +404,104 @@ def _check_timezones(raw: Any, settings: Settings | None) -> Check:
     return Check("time zones", True, ", ".join(good) + (" (default)" if default else ""))
 
 
+#: How long one adapter's checks may take before doctor gives up on them.
+ADAPTER_CHECK_SECONDS = 20.0
+
+
+def _has_adapters(raw: Any) -> bool:
+    deployment = raw.get("deployment") if isinstance(raw, dict) else None
+    return isinstance(deployment, dict) and bool(deployment.get("adapters"))
+
+
+def _check_adapters(config: Path, wait: float) -> list[Check]:
+    """Build every adapter of ``deployment.adapters`` as ``qunyun run`` does and ask it for its checks."""
+    import asyncio
+
+    from qunyun.adapters.config import load_run_config
+    from qunyun.cli.run import _adapter
+
+    try:
+        settings, options = load_run_config(str(config))
+    except ConfigError as exc:  # e.g. a secret's environment variable is not set
+        notes = [*exc.problems]
+        if exc.hint:
+            notes.append(f"hint: {exc.hint}")
+        notes.append("hint: set the environment variables doctor runs with as `qunyun run` will have them")
+        count = len(exc.problems)
+        return [Check("adapters", False, f"{count} problem{'s' * (count != 1)}", notes)]
+    checks: list[Check] = []
+    clock = SystemClock()
+    for option in options:
+        try:
+            adapter = _adapter(option, settings, clock)
+        except (ValueError, QunyunError) as exc:
+            checks.append(Check(f"{option.platform} adapter", False, f"cannot be set up: {exc}"))
+            continue
+        checks.extend(asyncio.run(_adapter_checks(adapter, wait)))
+    return checks
+
+
+async def _adapter_checks(adapter: Any, wait: float) -> list[Check]:
+    """Start what the adapter needs for its checks, run them (bounded in time), stop it again.
+
+    Nothing reaches the engine: doctor's sink refuses every event, a Matrix
+    bot syncs into a throw-away copy of its state file (the stored sync
+    position stays as ``qunyun run`` left it), and a Telegram bot is not
+    started at all (polling would take updates away from ``qunyun run``).
+    """
+    import asyncio
+    import shutil
+    import tempfile
+
+    from qunyun.adapters.matrix.adapter import MatrixAdapter
+    from qunyun.adapters.onebot import OneBotAdapter
+
+    name = f"{adapter.platform} adapter"
+
+    async def refuse(event: Any) -> bool:
+        return False
+
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    started = False
+    try:
+        if isinstance(adapter, OneBotAdapter):
+            try:
+                await adapter.start(refuse)
+            except OSError as exc:
+                return [Check(name, False, f"cannot listen: {exc}", [
+                    "hint: if `qunyun run` is running, it holds the port: stop it for the check, or read its log",
+                ])]
+            started = True
+            for _ in range(max(0, round(wait * 10))):  # the implementation connects to us
+                if adapter.connected:
+                    break
+                await asyncio.sleep(0.1)
+        elif isinstance(adapter, MatrixAdapter):
+            tmp = tempfile.TemporaryDirectory(prefix="qunyun-doctor-")
+            copy = Path(tmp.name) / adapter.state_path.name
+            if adapter.state_path.is_file():
+                shutil.copyfile(adapter.state_path, copy)
+            adapter.state_path = copy
+            started = True  # stop() closes whatever start() opened, even if it failed half-way
+            try:
+                await asyncio.wait_for(adapter.start(refuse), ADAPTER_CHECK_SECONDS)
+            except Exception as exc:
+                return [Check(name, False, f"cannot connect: {type(exc).__name__}: {exc}")]
+        try:
+            found = await asyncio.wait_for(adapter.check(), ADAPTER_CHECK_SECONDS)
+        except TimeoutError:
+            return [Check(name, False, f"no answer within {ADAPTER_CHECK_SECONDS:g} s")]
+        except Exception as exc:  # an adapter's bug must not hide the other checks
+            return [Check(name, False, f"the check failed: {type(exc).__name__}: {exc}")]
+        return [Check(c.name, c.ok, c.detail, [*c.notes]) for c in found]
+    finally:
+        if started or not isinstance(adapter, (OneBotAdapter, MatrixAdapter)):
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+        if tmp is not None:
+            tmp.cleanup()
+
+
 @app.command("doctor")
 def doctor_command(
     config: Annotated[
@@ -415,13 +513,25 @@ def doctor_command(
         ),
     ] = None,
     db: DbOption = None,
+    adapter_wait: Annotated[
+        float,
+        typer.Option(
+            "--adapter-wait",
+            min=0,
+            max=120,
+            help="Seconds to wait for a OneBot implementation to connect before checking it.",
+        ),
+    ] = 5.0,
 ) -> None:
     """Check that everything is ready to run, and say what to fix.
 
     Checks the configuration (every problem with its file and line), that the
     database is reachable and its schema current, which playbooks are
-    installed, and that the time zones are known. Exit code 0 when every check
-    passes, 1 when any fails.
+    installed, and that the time zones are known. With deployment.adapters it
+    also connects each adapter as `qunyun run` would and shows its checks
+    (reachable, logged in, the bot's rights in each group); a OneBot adapter
+    listens for --adapter-wait seconds for the implementation to connect.
+    Exit code 0 when every check passes, 1 when any fails.
 
     Example: qunyun doctor --config qunyun.yaml
     """
@@ -444,6 +554,8 @@ def doctor_command(
             _check_playbooks(),
             _check_timezones(raw, settings),
         ]
+        if config is not None and settings is not None and _has_adapters(raw):
+            checks.extend(_check_adapters(config, adapter_wait))
     finally:
         if engine is not None:
             engine.dispose()

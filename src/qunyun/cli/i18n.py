@@ -28,6 +28,7 @@ _TEXTS: dict[str, dict[str, str]] = {
     "and {n} more bad lines": {"zh-CN": "……另有 {n} 个坏行"},
     "{s:.1f} s ({r:,.0f} events/s)": {"zh-CN": "{s:.1f} 秒（{r:,.0f} 事件/秒）"},
     # doctor
+    "adapters": {"zh-CN": "适配器"},
     "check": {"zh-CN": "检查项"},
     "result": {"zh-CN": "结果"},
     "configuration": {"zh-CN": "配置文件"},

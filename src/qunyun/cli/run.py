@@ -138,6 +138,7 @@ def run_command(
             engine,
             adapters,
             max_attempts=lambda a: by_platform[a.platform].max_attempts,
+            concurrency=lambda a: by_platform[a.platform].concurrency,
             backoff=lambda a: Backoff(base=by_platform[a.platform].backoff_base, cap=by_platform[a.platform].backoff_cap),
         )
         log.info("database %s", redact(url))

@@ -138,6 +138,7 @@ class MatrixSettings(_Strict):
     )
     limits: MatrixLimits = Field(default_factory=MatrixLimits)
     retry: MatrixRetry = Field(default_factory=MatrixRetry)
+    concurrency: int = Field(default=8, ge=1, le=64, description="Actions delivered at once, each of a different group (a group keeps its order).")
 
     @field_validator("homeserver")
     @classmethod

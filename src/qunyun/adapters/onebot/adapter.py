@@ -69,6 +69,7 @@ class OneBotOptions:
     max_attempts: int = 8
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
+    concurrency: int = 8
 
     @classmethod
     def from_spec(cls, spec: Any, *, access_token: str | None, secret: str | None) -> OneBotOptions:
@@ -92,6 +93,7 @@ class OneBotOptions:
             max_attempts=spec.retry.max_attempts,
             backoff_base=spec.retry.base_seconds,
             backoff_cap=spec.retry.cap_seconds,
+            concurrency=spec.concurrency,
         )
 
 

@@ -123,6 +123,7 @@ class TelegramSettings(_Strict):
     )
     limits: TelegramLimits = Field(default_factory=TelegramLimits)
     retry: TelegramRetry = Field(default_factory=TelegramRetry)
+    concurrency: int = Field(default=8, ge=1, le=64, description="Actions delivered at once, each of a different group (a group keeps its order).")
 
     @field_validator("api_base")
     @classmethod
@@ -161,6 +162,7 @@ class TelegramOptions:
     max_attempts: int = 8
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
+    concurrency: int = 8
 
     def __post_init__(self) -> None:
         if not BOT_TOKEN.match(self.token):
@@ -225,4 +227,5 @@ class TelegramOptions:
             max_attempts=spec.retry.max_attempts,
             backoff_base=spec.retry.base_seconds,
             backoff_cap=spec.retry.cap_seconds,
+            concurrency=spec.concurrency,
         )
