@@ -23,10 +23,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("communities") as batch:
-        batch.add_column(sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"))
+    op.add_column("communities", sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("communities") as batch:
-        batch.drop_column("epoch")
+    # a plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35): rebuilding the table, as
+    # batch mode would, is refused while other tables' foreign keys point at it
+    op.drop_column("communities", "epoch")
