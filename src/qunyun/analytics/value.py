@@ -35,7 +35,6 @@ read of the period's messages); everything else from rollups.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -62,6 +61,9 @@ POINTS: dict[str, float] = {
 }
 #: (level, lowest score), highest first.
 LEVELS: tuple[tuple[str, float], ...] = (("core", 100.0), ("active", 20.0), ("casual", 3.0), ("dormant", 0.0))
+#: A peak this close under a threshold reaches it: ``2 + 2·2^(-14/14)`` is
+#: exactly 3 (casual), but float rounding may leave it a hair short.
+TIE = 1e-9
 Period = Literal["month", "week"]
 PERIOD: Period = "month"
 
@@ -214,38 +216,6 @@ def held_level(points: Mapping[date, float], as_of: date, period: Period = PERIO
     return daily.get(as_of, 0.0), best
 
 
-def _held(days: list[tuple[date, float]], as_of: date, period: Period = PERIOD) -> tuple[float, str]:
-    """:func:`held_level` for points given as ``(day, points)`` in day order, one step per active day.
-
-    Between active days the score only decays, so the highest score since the
-    period began is on its first day or on an active day: no need to walk
-    every calendar day.
-    """
-    keep = 2 ** (-1.0 / HALF_LIFE_DAYS)
-    start = period_start(as_of, period)
-    score = 0.0
-    best = 0.0
-    prev: date | None = None
-    for d, p in days:
-        if d > as_of:
-            break
-        if prev is not None:
-            if prev < start < d:
-                best = max(best, score * keep ** (start - prev).days)
-            score *= keep ** (d - prev).days
-        else:
-            score *= keep
-        score += p
-        prev = d
-        if d >= start:
-            best = max(best, score)
-    if prev is None:
-        return 0.0, level_of(0.0)
-    if prev < start:
-        best = max(best, score * keep ** (start - prev).days)
-    return score * keep ** (as_of - prev).days, level_of(best)
-
-
 def archetype(b: Behaviour, big_name_cut: float) -> str:
     """The archetype of a member with behaviour ``b`` (rules in the module docstring)."""
     if b.role in ADMIN_ROLES:
@@ -275,48 +245,146 @@ def big_name_cut(attention: list[int]) -> float:
 # ------------------------------------------------------------------ database
 
 
+def _weights(as_of: date, period: Period) -> list[tuple[date, float, float, float, float, int]]:
+    """One row per day :func:`member_values` reads: ``(day, now, before, up, down, recent)``.
+
+    With ``n`` the day's distance in days from the period's first day
+    (negative before it) and ``h`` the half-life: ``now`` = ``2^(-(as_of−day)/h)``
+    weighs the day's points in the score on ``as_of``; ``before`` =
+    ``2^(n/h)`` for days before the period (their weight in the score on its
+    first day), else 0; ``up`` = ``2^(n/h)`` and ``down`` = ``2^(-n/h)`` for
+    days in the period, else 0; ``recent`` is 1 in the archetype window.
+    Each weight is one power of 2, so a distance of 0 weighs exactly 1.
+    """
+    start = period_start(as_of, period)
+    window = as_of - timedelta(days=ARCHETYPE_DAYS - 1)
+    h = HALF_LIFE_DAYS
+    out = []
+    for k in range(LOOKBACK_DAYS, -1, -1):
+        d = as_of - timedelta(days=k)
+        n = (d - start).days
+        out.append((
+            d,
+            2.0 ** (-k / h),
+            2.0 ** (n / h) if n < 0 else 0.0,
+            2.0 ** (n / h) if n >= 0 else 0.0,
+            2.0 ** (-n / h) if n >= 0 else 0.0,
+            int(d >= window),
+        ))
+    return out
+
+
+def _scores_sql(dialect: str, as_of: date, period: Period) -> str:
+    """The query behind :func:`member_values`: one row per member seen in the lookback window.
+
+    Columns: member id, score on ``as_of``, highest score since the period
+    began, then messages, links + media and attention in the archetype
+    window. Bind parameters: ``community``, ``first``, ``start``, ``as_of``.
+
+    With ``p(d)`` a member's points on day ``d`` (capped per rollup row, as
+    :func:`daily_points` does), ``h`` the half-life and ``start`` the period's
+    first day:
+
+    * ``A = Σ_{d<start} p(d)·2^(-(start−d)/h)`` — the score on ``start`` from
+      the days before it: one weighted sum per member (``before``);
+    * on a day ``t ≥ start`` with points, ``s(t) = p(t) + 2^(-(t−start)/h) ·
+      (A + Σ_{start≤d<t} p(d)·2^((d−start)/h))`` — a running sum (a window
+      function) over the period's member-days, where ``A`` rides along as a
+      first row of the member's partition; ``p(t)`` is added outside the
+      product, so a day with nothing before it gives exactly ``p(t)``;
+    * between days with points the score only decays, so the highest score
+      since ``start`` is ``A`` or some ``s(t)``: the level held (it rises at
+      once, falls only at a period boundary) is the level of that maximum;
+    * the score on ``as_of`` is ``Σ p(d)·2^(-(as_of−d)/h)``, the ``A`` row
+      weighing ``2^(-(as_of−start)/h)``.
+    """
+    sqlite = dialect == "sqlite"
+
+    def day(d: date) -> str:
+        return f"'{d.isoformat()}'" if sqlite else f"DATE '{d.isoformat()}'"
+
+    def num(x: float) -> str:
+        # PostgreSQL reads 0.5 as numeric, whose arithmetic is several times slower
+        return repr(x) if sqlite else f"CAST({x!r} AS DOUBLE PRECISION)"
+
+    start = period_start(as_of, period)
+    weights = ",\n                ".join(
+        f"({day(d)}, {num(now)}, {num(before)}, {num(up)}, {num(down)}, {recent})"
+        for d, now, before, up, down, recent in _weights(as_of, period)
+    )
+    bigger, smaller = ("max", "min") if sqlite else ("GREATEST", "LEAST")
+    raw = " + ".join(f"{num(POINTS[k])} * {bigger}(r.{k}, 0)" for k in POINTS)
+    capped = f"{smaller}({num(DAILY_CAP)}, {raw})"
+    attention = "r.reactions_received + r.mentions_received"
+    return f"""
+        WITH w (day, now_w, before_w, up_w, down_w, recent) AS (
+            VALUES {weights}
+        ),
+        before_period AS (
+            SELECT r.member_id AS member_id, sum({capped} * w.before_w) AS p,
+                   sum(w.recent * r.messages) AS messages,
+                   sum(w.recent * (r.links + r.media)) AS links_media,
+                   sum(w.recent * ({attention})) AS attention
+            FROM rollups r JOIN w ON w.day = r.day
+            WHERE r.community_id = :community AND r.day >= :first AND r.day < :start
+            GROUP BY r.member_id
+        ),
+        period_days AS (
+            SELECT r.member_id AS member_id, r.day AS day, sum({capped}) AS p,
+                   sum(r.messages) AS messages, sum(r.links + r.media) AS links_media,
+                   sum({attention}) AS attention
+            FROM rollups r
+            WHERE r.community_id = :community AND r.day >= :start AND r.day <= :as_of
+            GROUP BY r.member_id, r.day
+        ),
+        both_parts AS (
+            SELECT member_id, {day(start - timedelta(days=1))} AS day, p,
+                   {num(2.0 ** (-(as_of - start).days / HALF_LIFE_DAYS))} AS now_w,
+                   {num(1.0)} AS up_w, {num(1.0)} AS down_w, messages, links_media, attention
+            FROM before_period
+            UNION ALL
+            SELECT d.member_id, d.day, d.p, w.now_w, w.up_w, w.down_w,
+                   w.recent * d.messages, w.recent * d.links_media, w.recent * d.attention
+            FROM period_days d JOIN w ON w.day = d.day
+        ),
+        run AS (
+            SELECT member_id, p, now_w, down_w, messages, links_media, attention,
+                   coalesce(sum(p * up_w) OVER (
+                       PARTITION BY member_id ORDER BY day
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS earlier
+            FROM both_parts
+        )
+        SELECT member_id, sum(p * now_w), max(p + down_w * earlier),
+               sum(messages), sum(links_media), sum(attention)
+        FROM run
+        GROUP BY member_id
+    """
+
+
 def member_values(
     conn: Connection, community: str, as_of: date, *, period: Period = PERIOD
 ) -> list[MemberValue]:
     """Every (non-erased) member of ``community`` seen in the last :data:`LOOKBACK_DAYS` days.
 
-    Sorted by score, highest first.
+    Sorted by score, highest first. The database computes the score and the
+    held level's peak (see :func:`_scores_sql`) and returns one row per
+    member; the result equals the day-by-day walk of :func:`held_level`,
+    except that a peak within :data:`TIE` under a threshold counts as
+    reaching it (the walk's rounding can fall either side of an exact tie).
     """
     first = as_of - timedelta(days=LOOKBACK_DAYS)
+    start = period_start(as_of, period)
     window = as_of - timedelta(days=ARCHETYPE_DAYS - 1)
-    points: dict[int, list[tuple[date, float]]] = defaultdict(list)
-    seen: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     sqlite = conn.dialect.name == "sqlite"
 
     def bind(d: date) -> object:
         return d.isoformat() if sqlite else d
 
-    # The database sums each member-day (capped per group, as daily_points does), so
-    # Python sees one row per member and day instead of one per rollup row.
-    raw = " + ".join(f"{POINTS[k]!r} * (CASE WHEN {k} > 0 THEN {k} ELSE 0 END)" for k in POINTS)
-    capped = f"(CASE WHEN ({raw}) > {DAILY_CAP!r} THEN {DAILY_CAP!r} ELSE ({raw}) END)"
-    recent = "CASE WHEN day >= :window THEN {} ELSE 0 END"
-    sql = f"""
-        SELECT member_id, day, sum({capped}),
-               sum({recent.format("messages")}),
-               sum({recent.format("links + media")}),
-               sum({recent.format("reactions_received + mentions_received")})
-        FROM rollups
-        WHERE community_id = :community AND day >= :first AND day <= :as_of
-        GROUP BY member_id, day
-        ORDER BY member_id, day
-    """
-    for mid, day, pts, msgs, lm, att in conn.execute(
-        text(sql), {"community": community, "first": bind(first), "as_of": bind(as_of), "window": bind(window)}
-    ):
-        mid = int(mid)
-        d = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
-        points[mid].append((d, float(pts or 0.0)))
-        if d >= window:
-            s = seen[mid]
-            s["messages"] += int(msgs or 0)
-            s["links_media"] += int(lm or 0)
-            s["attention"] += int(att or 0)
+    found: dict[int, tuple[float, str, int, int, int]] = {}
+    params = {"community": community, "first": bind(first), "start": bind(start), "as_of": bind(as_of)}
+    for mid, score, peak, msgs, lm, att in conn.execute(text(_scores_sql(conn.dialect.name, as_of, period)), params):
+        level = level_of(float(peak or 0.0) + TIE)
+        found[int(mid)] = (float(score or 0.0), level, int(msgs or 0), int(lm or 0), int(att or 0))
     mem = m.table(m.Member)
     ms = m.table(m.Membership)
     g = m.table(m.Group)
@@ -338,17 +406,16 @@ def member_values(
     qa = replies.member_questions_and_answers(conn, community, window, as_of)
     by_uid = {uid: mid for mid, (uid, _) in people.items()}
     qa_by_id = {by_uid[u]: v for u, v in qa.items() if u in by_uid}
-    members = [mid for mid in points if mid in people]
-    cut = big_name_cut([seen[mid]["attention"] for mid in members])
+    members = [mid for mid in found if mid in people]
+    cut = big_name_cut([found[mid][4] for mid in members])
     out = []
     for mid in members:
-        score, level = _held(points[mid], as_of, period)
-        s = seen.get(mid, {})
+        score, level, messages, links_media, attention = found[mid]
         asked, answered = qa_by_id.get(mid, (0, 0))
         b = Behaviour(
-            messages=s.get("messages", 0),
-            links_media=s.get("links_media", 0),
-            attention=s.get("attention", 0),
+            messages=messages,
+            links_media=links_media,
+            attention=attention,
             questions=asked,
             answers=answered,
             role=roles.get(mid, "member"),
