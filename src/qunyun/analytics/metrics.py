@@ -862,13 +862,9 @@ def top_between(conn: Connection, sc: Scope, start: date, end: date, n: int = 3)
     return out[:n]
 
 
-@dataclass(frozen=True)
-class GroupActivity:
-    """One group over the last RECENT_DAYS days of the window."""
+class _Rates:
+    """Active ratio and messages per member per day, for anything with those counts."""
 
-    group_id: int
-    key: str
-    name: str | None
     members: int
     speakers: int
     messages: int
@@ -885,21 +881,26 @@ class GroupActivity:
 
 
 @dataclass(frozen=True)
-class SizeBucket:
+class GroupActivity(_Rates):
+    """One group over the last RECENT_DAYS days of the window."""
+
+    group_id: int
+    key: str
+    name: str | None
+    members: int
+    speakers: int
+    messages: int
+    days: int
+
+
+@dataclass(frozen=True)
+class SizeBucket(_Rates):
     label: str
     groups: int
     members: int
     speakers: int
     messages: int
     days: int
-
-    @property
-    def active_ratio(self) -> float | None:
-        return self.speakers / self.members if self.members else None
-
-    @property
-    def per_capita(self) -> float | None:
-        return self.messages / self.members / self.days if self.members and self.days else None
 
 
 def group_activity(sc: Scope, pres: Iterable[Presence], start: date, end: date) -> list[GroupActivity]:
