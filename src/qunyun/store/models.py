@@ -400,6 +400,101 @@ ROLLUP_COUNTERS = (
 )
 
 
+# ---------------------------------------------------------------- console
+# The operators' accounts for the console and the API (migration 0004). They
+# are people who run the community, not its members: a console user is never
+# a row of ``members``, and erasing a member touches none of these tables
+# except to drop the member's personal data from audit entries.
+
+
+class ConsoleUser(Base):
+    """An operator's login to the console and the API."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    #: argon2id hash (argon2-cffi's encoded form, parameters included)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class ConsoleRole(Base):
+    """A user's role in one community: owner, admin or viewer."""
+
+    __tablename__ = "console_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"), primary_key=True)
+    #: not a foreign key: a role may be granted before the community's first event
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. Only the SHA-256 of the cookie's token is stored."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiToken(Base):
+    """A personal API token with scopes. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: e.g. ["read", "write"]
+    scopes: Mapped[list[str]] = mapped_column(JSONText())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One state change made by an operator in the console or the API."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_community_at", "community_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[str | None] = mapped_column(String(64))
+    #: the console username (or ``token:NAME`` for an API token)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(512))
+    before: Mapped[Any] = mapped_column(JSONText(), nullable=True)
+    after: Mapped[Any] = mapped_column(JSONText(), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConfigVersion(Base):
+    """A saved version of the deployment configuration (the YAML text), for history and undo."""
+
+    __tablename__ = "config_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64), index=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    text: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(512))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def table(model: type[Base]) -> Table:
     """The :class:`~sqlalchemy.Table` of a model, typed as such (``__table__`` is not)."""
     return Base.metadata.tables[model.__tablename__]
@@ -445,3 +540,23 @@ def aggregate_sql(dialect: str, where: str = "") -> list[str]:
                 ) mw
             ) x GROUP BY community_id, cohort, week""",
     ]
+
+
+class MemberIdentity(Base):
+    """Another platform id of a member: events from it count for that member.
+
+    A member's own ``(platform, user_id)`` stays on its ``members`` row; the
+    ids linked to it since (``qunyun members link``) are here. Linking a
+    member that already had history merges it into the other one first (see
+    ``qunyun.engine.identities``), so no ``members`` row has the same id.
+    """
+
+    __tablename__ = "member_identities"
+
+    community_id: Mapped[str] = mapped_column(ForeignKey("communities.id"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: who gave the command (a console user, ``cli``, an admin's user id)
+    linked_by: Mapped[str] = mapped_column(String(256))
