@@ -145,8 +145,10 @@ class SynapseError(RuntimeError):
 class Synapse:
     """One Synapse subprocess in ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, python: str = sys.executable) -> None:
         self.dir = directory
+        #: the interpreter that runs Synapse (the benchmark may pass one with psycopg2 for PostgreSQL)
+        self.python = python
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.shared_secret = secrets.token_hex(16)
@@ -167,7 +169,7 @@ class Synapse:
         )
         (d / "log.config").write_text(LOG_CONFIG.format(dir=d), encoding="utf-8")
         done = subprocess.run(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(d / "homeserver.yaml"), "--generate-keys"],
+            [self.python, "-m", "synapse.app.homeserver", "-c", str(d / "homeserver.yaml"), "--generate-keys"],
             capture_output=True, timeout=120, cwd=d,
         )
         if done.returncode != 0:
@@ -179,7 +181,7 @@ class Synapse:
             return
         out = open(self.dir / "stdout.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.dir / "homeserver.yaml")],
+            [self.python, "-m", "synapse.app.homeserver", "-c", str(self.dir / "homeserver.yaml")],
             stdout=out, stderr=subprocess.STDOUT, cwd=self.dir,
         )
         out.close()

@@ -6,6 +6,7 @@ import sys
 
 from qunyun.cli import (  # noqa: F401  (registers commands)
     admin,
+    console,
     demo,
     digest,
     elimination,

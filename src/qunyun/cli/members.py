@@ -1,11 +1,14 @@
-"""``qunyun members``: search the member directory, show, export or erase one member.
+"""``qunyun members``: search the member directory, show, export or erase one member;
+link a person's ids on several platforms into one member.
 
 ``search`` goes through the ``profile`` playbook's ``search`` command, so it
 sees exactly what the chat search sees for the viewer given with ``--as``
 (and is logged as a command record). ``show`` and ``export`` read what
 ``Engine.export_member`` gathers; ``erase`` runs ``Engine.erase_member``
 (SPEC §9.2). MEMBER is a user id, or a display name if exactly one member
-has it.
+has it. ``link`` and ``unlink`` are the engine's own ``members`` commands
+(``Engine.command``: one transaction, audited, idempotent by ``--id``), the
+same path the console takes; see docs/identities.md.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from qunyun.store import models as m
 
 members_app = typer.Typer(
     name="members",
-    help="The member directory: search it, show, export or erase one member's data.",
+    help="The member directory: search it, show, export or erase one member's data, link one person's ids.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -64,6 +67,22 @@ _ZH = {
     "erased {who}: now {label}": "已抹除 {who}：现在记为 {label}",
     "these playbooks failed to erase (their part was rolled back): {names}": "以下玩法抹除失败（已回滚其部分）：{names}",
     "hidden": "（已隐藏）",
+    "platform": "平台",
+    "linked": "关联时间",
+    "by": "操作人",
+    "own id": "本身的 ID",
+    "linked id": "关联的 ID",
+    "Merge {other} into {into}? Their history becomes one member's; this cannot be undone.":
+        "把 {other} 合并到 {into}？两者的记录将归为同一成员，此操作无法撤销。",
+    "linked {other} to {into} (member #{member})": "已把 {other} 关联到 {into}（成员 #{member}）",
+    "merged {other}'s history into it: {moved}": "并已把 {other} 的记录合并进来：{moved}",
+    "{into} and {other} are already one member (#{member})": "{into} 和 {other} 已经是同一成员（#{member}）",
+    "this command id was already carried out: nothing done": "这个命令 ID 已经执行过：未做任何改动",
+    "{pid}: both ids had {keys}; the first id's values were kept": "{pid}：两个 ID 都有 {keys}，保留了第一个 ID 的值",
+    "{pid} failed to merge its data (rolled back, see qunyun doctor's failures)":
+        "{pid} 合并数据失败（已回滚，失败记录见 failures）",
+    "unlinked {id}: its next events make a new member": "已解除 {id} 的关联：它之后的消息将算作新成员",
+    "{who}: {n} id(s)": "{who}：共 {n} 个 ID",
 }
 
 
@@ -343,3 +362,163 @@ def erase_command(
                          names=escape(", ".join(failed))) + "[/]"
         )
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------- identities
+
+
+IdentityArg = Annotated[
+    str, typer.Argument(help="PLATFORM:USER_ID, e.g. telegram:123456789 or matrix:@alice:example.org.")
+]
+IdOpt = Annotated[
+    str | None,
+    typer.Option("--id", help="Command id: giving the same id again does nothing twice (default: a fresh one)."),
+]
+
+
+@members_app.command("link")
+def link_command(
+    into: IdentityArg,
+    other: IdentityArg,
+    config: ConfigOpt,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before merging two members.")] = False,
+    id: IdOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    db: DbOpt = None,
+    community: CommunityOpt = None,
+) -> None:
+    """Link two platform ids of one person into one member (the first one's).
+
+    Events from OTHER count for INTO's member from now on: points, streaks,
+    levels, rollups. If OTHER already has history it is merged into INTO
+    (asks first; cannot be undone). A running qunyun run picks the link up
+    by itself.
+
+    Example: qunyun members link --config qunyun.yaml matrix:@alice:example.org telegram:123456789
+    """
+    from qunyun.engine.identities import parse_identity
+
+    settings, engine = open_community_engine(config, db)
+    try:
+        chosen = pick_community(settings, community)
+        a, b = parse_identity(into), parse_identity(other)
+        if not yes and _both_have_history(engine, chosen.id, a, b):
+            typer.confirm(
+                _t("Merge {other} into {into}? Their history becomes one member's; this cannot be undone.",
+                   other=other, into=into),
+                abort=True,
+            )
+        result = engine.command(chosen.id, "members", "link", {"into": into, "other": other}, actor="cli", id=id)
+    finally:
+        engine.db.dispose()
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    out = Console()
+    if result.get("duplicate"):
+        out.print(_t("this command id was already carried out: nothing done"))
+        return
+    if result.get("already"):
+        out.print(_t("{into} and {other} are already one member (#{member})", into=escape(into),
+                     other=escape(other), member=result["member"]), highlight=False)
+        return
+    out.print(_t("linked {other} to {into} (member #{member})", other=escape(other), into=escape(result["into"]),
+                 member=result["member"]), highlight=False)
+    if result.get("merged"):
+        moved = ", ".join(f"{k} {v}" for k, v in result.get("moved", {}).items()) or "-"
+        out.print(_t("merged {other}'s history into it: {moved}", other=escape(other), moved=escape(moved)),
+                  highlight=False)
+    failed = False
+    for pid, info in (result.get("playbooks") or {}).items():
+        if info.get("failed"):
+            failed = True
+            out.print("[red]" + _t("{pid} failed to merge its data (rolled back, see qunyun doctor's failures)",
+                                   pid=escape(pid)) + "[/]")
+        elif info.get("kept_target"):
+            out.print(_t("{pid}: both ids had {keys}; the first id's values were kept", pid=escape(pid),
+                         keys=escape(", ".join(info["kept_target"]))), highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _both_have_history(engine: Engine, community: str, a: tuple[str, str], b: tuple[str, str]) -> bool:
+    from qunyun.engine.identities import _lookup
+
+    with engine.db.connect() as conn:
+        return _lookup(conn, community, *a) is not None and _lookup(conn, community, *b) is not None
+
+
+@members_app.command("unlink")
+def unlink_command(
+    identity: IdentityArg,
+    config: ConfigOpt,
+    id: IdOpt = None,
+    db: DbOpt = None,
+    community: CommunityOpt = None,
+) -> None:
+    """Detach a linked id: its later events make a new member; history stays merged.
+
+    Example: qunyun members unlink --config qunyun.yaml telegram:123456789
+    """
+    settings, engine = open_community_engine(config, db)
+    try:
+        chosen = pick_community(settings, community)
+        result = engine.command(chosen.id, "members", "unlink", {"id": identity}, actor="cli", id=id)
+    finally:
+        engine.db.dispose()
+    if result.get("duplicate"):
+        Console().print(_t("this command id was already carried out: nothing done"))
+        return
+    Console().print(_t("unlinked {id}: its next events make a new member", id=escape(identity)), highlight=False)
+
+
+@members_app.command("identities")
+def identities_command(
+    member: Annotated[str, typer.Argument(help="PLATFORM:USER_ID, a user id (with --platform) or a display name.")],
+    config: ConfigOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ids as JSON.")] = False,
+    db: DbOpt = None,
+    community: CommunityOpt = None,
+    platform: PlatformOpt = None,
+) -> None:
+    """List every platform id of one member: its own, then those linked to it.
+
+    Example: qunyun members identities --config qunyun.yaml telegram:123456789
+    """
+    from qunyun.engine.identities import identities
+
+    settings, engine = open_community_engine(config, db)
+    try:
+        chosen = pick_community(settings, community)
+        head, sep, rest = member.partition(":")
+        platforms = {g.platform for g in chosen.groups.values()}
+        if sep and head in platforms and platform is None:
+            plat, uid = head, rest
+        else:
+            engine.db.dispose()
+            engine, chosen, plat = _open(config, db, community, platform)
+            uid = _resolve(engine, chosen.id, plat, member)
+        with engine.db.connect() as conn:
+            found = identities(conn, chosen.id, plat, uid)
+    finally:
+        engine.db.dispose()
+    if found is None:
+        raise CommandError(
+            f"no member {member!r} in community {chosen.id!r} on {plat}",
+            hint="give PLATFORM:USER_ID as in events, e.g. telegram:123456789",
+        )
+    if as_json:
+        typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    table = Table()
+    for head_ in (_t("platform"), _t("user id"), "", _t("linked"), _t("by")):
+        table.add_column(head_, overflow="fold")
+    for row in found["ids"]:
+        table.add_row(
+            escape(row["platform"]), escape(row["user_id"]), _t("own id") if row["own"] else _t("linked id"),
+            escape(row["linked_at"] or ""), escape(row["linked_by"] or ""),
+        )
+    out = Console()
+    out.print(_t("{who}: {n} id(s)", who=escape(found["name"] or str(found["member"])), n=len(found["ids"])),
+              highlight=False)
+    out.print(table)

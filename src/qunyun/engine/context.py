@@ -159,8 +159,13 @@ class Ledger:
         self._ctx = ctx
 
     def member_account(self, member: str, currency: str) -> str:
-        """The account code of ``member`` (a user id on this group's platform)."""
-        return f"member:{self._ctx.group.platform}:{member}:{currency}"
+        """The account code of ``member`` (a user id on this group's platform).
+
+        A linked id, or a member's own id in a group of another platform, gives
+        the member's own account (docs/identities.md)."""
+        ctx = self._ctx
+        platform, uid = ctx._engine._own_id(ctx._cid, ctx.group.platform, member)
+        return f"member:{platform}:{uid}:{currency}"
 
     @staticmethod
     def issuance_account(currency: str) -> str:
@@ -332,8 +337,10 @@ class Context:
     # --- people -------------------------------------------------------------
 
     def role(self, member: str) -> str:
-        """owner, admin, assistant, guest or member (from the configuration)."""
-        return self.group.community.role_of(member)
+        """owner, admin, assistant, guest or member (from the configuration).
+
+        For a member with linked ids, the highest role any of its ids has."""
+        return self._engine._role(self.group.community, member)
 
     def name(self, member: str) -> str:
         """A display-safe name for ``member``: controls and bidi marks removed."""

@@ -47,11 +47,13 @@ from sqlalchemy import Engine as SAEngine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from qunyun.config.model import GroupSettings, Settings, auto_group
+from qunyun.config.model import CommunitySettings, GroupSettings, Settings, auto_group
 from qunyun.core.clock import Clock, FakeClock
 from qunyun.core.errors import CommandError
 from qunyun.core.events import BaseEvent
+from qunyun.engine import identities
 from qunyun.engine.context import Command, Context, JobCall, Posting
+from qunyun.engine.identities import Links, load_links
 from qunyun.engine.playbook import Playbook
 from qunyun.engine.registry import Registry, default_registry
 from qunyun.engine.scheduler import next_due
@@ -267,6 +269,9 @@ class Engine:
         self._savepoints: dict[int, Any] = {}
         #: community -> the epoch this engine last saw (None: not read yet)
         self._epochs: dict[str, int] | None = None
+        #: community -> its linked platform ids (docs/identities.md); only communities that have some
+        self._links: dict[str, Links] = {}
+        self._links_loaded = False
 
     def playbook(self, pid: str) -> Playbook:
         found = self._playbooks.get(pid)
@@ -359,6 +364,9 @@ class Engine:
             self._communities_ready = True
         if self._epochs is None:
             self._epochs = self._read_epochs(conn)
+        if not self._links_loaded:
+            self._links = load_links(conn)
+            self._links_loaded = True
         if not self._members_loaded:
             mt = m.table(m.Member)
             n = conn.execute(select(func.count()).select_from(mt)).scalar_one()
@@ -441,6 +449,8 @@ class Engine:
         self._known_community(community)
         playbooks: dict[str, Any] = {}
         with self.transaction() as conn:
+            # a linked id stands for its member: export the whole person
+            platform, member = identities.own_id(conn, community, platform, member)
             for group in self._any_group(community, platform):
                 for pid in group.playbooks:
                     if pid in playbooks:
@@ -451,6 +461,7 @@ class Engine:
                     playbooks[pid] = pb.export_member(ctx, member)
             self._flush()
             out = self._export_core(conn, community, platform, member)
+            identities.export_linked(self, conn, community, platform, member, out)
         out["playbooks"] = playbooks
         return out
 
@@ -469,8 +480,11 @@ class Engine:
         """
         self._known_community(community)
         failed: list[str] = []
-        with self.transaction():
+        with self.transaction() as conn:
             self._tx_wrote = True  # the core tables are changed with SQL of its own below
+            # a linked id stands for its member: erase the whole person, every id of it
+            platform, member = identities.own_id(conn, community, platform, member)
+            linked = identities.linked_ids(conn, community, platform, member)
             done: set[str] = set()
             for group in self._any_group(community, platform):
                 for pid in group.playbooks:
@@ -483,8 +497,6 @@ class Engine:
                     if not self._run(pb.erase_member, ctx, member, group):
                         failed.append(pid)
             # The playbooks' logs name the member; keep the counts, drop the person.
-            conn = self._conn
-            assert conn is not None
             self._flush()
             rt = m.table(m.Record)
             conn.execute(
@@ -493,6 +505,12 @@ class Engine:
                 .values(member=None, data={"erased": True})
             )
             self._erase_core(conn, community, platform, member)
+            for other_platform, other in linked:
+                self._erase_core(conn, community, other_platform, other)
+            if linked:
+                identities.forget(conn, community, platform, member)
+        if linked:
+            self._reset_caches()  # the linked ids no longer lead to the erased member
         return failed
 
     # ------------------------------------------------- privacy: the core tables
@@ -643,11 +661,14 @@ class Engine:
                     for rid, data in commands
                 ],
             )
-        row = conn.execute(
+        row: Any = conn.execute(
             select(mt.c.id, mt.c.name).where(
                 mt.c.community_id == community, mt.c.platform == platform, mt.c.user_id == member
             )
         ).first()
+        if row is None:
+            # a linked id of a member: its own events and the bot's messages to it
+            row = identities.member_of(conn, community, platform, member)
         if row is None:
             return
         mid = int(row[0])
@@ -787,6 +808,9 @@ class Engine:
         ``{"duplicate": True}``). It is logged as a ``command`` record (who,
         what, when). A :class:`CommandError` leaves nothing behind.
         """
+        if playbook == identities.MEMBERS:
+            # the engine's own member commands (link, unlink): docs/identities.md
+            return identities.member_command(self, community, name, args or {}, actor=actor, id=id)
         settings = self.settings.communities.get(community)
         if settings is None:
             raise CommandError(
@@ -1006,19 +1030,22 @@ class Engine:
         cause = event.id
         merged: list[Layer] = []
         dispatch = self._dispatch(group, etype)
+        # playbooks see a linked id as the member's own user id (docs/identities.md)
+        links = self._links.get(cid)
+        seen = links.view(event) if links is not None and links.canonical else event
         if dispatch:
-            ctx = Context(self, None, None, group, now, event=event, cause=cause, key=event.platform)
+            ctx = Context(self, None, None, group, now, event=seen, cause=cause, key=event.platform)
             configs = group.playbooks
             for pid, pb in dispatch:
                 ctx._bind(pb, configs[pid])
-                if self._run(pb.on_event, ctx, event, group):
+                if self._run(pb.on_event, ctx, seen, group):
                     layer = ctx._layer
                     if layer is not None:
                         merged.append(layer)
                         if layer.suppress:
                             break
         if merged:
-            self._watch_ledger(merged, group, now, cause, event=event)
+            self._watch_ledger(merged, group, now, cause, event=seen)
 
         bulk = self._bulk
         unit.events.append(
@@ -1178,7 +1205,14 @@ class Engine:
     ) -> int:
         key = (cid, platform, uid)
         entry = self._members.get(key)
-        if entry is None:
+        links = self._links.get(cid) if entry is None else None
+        owner = links.owner.get((platform, uid)) if links is not None else None
+        if owner is not None and owner != (platform, uid):
+            # a linked id (or the member's own id seen from another platform): the
+            # member it belongs to, sharing its cache entry (docs/identities.md)
+            self._member_id(cid, owner[0], owner[1], None, None)
+            entry = self._members[key] = self._members[(cid, owner[0], owner[1])]
+        elif entry is None:
             conn = self._conn
             assert conn is not None
             row = None
@@ -1258,10 +1292,23 @@ class Engine:
         if now - checked >= self.TITLE_TTL:
             conn = self._conn
             assert conn is not None
-            row = conn.execute(self._q_member, {"c": key[0], "p": key[1], "u": uid}).first()
+            platform, own = self._own_id(key[0], key[1], uid)
+            row = conn.execute(self._q_member, {"c": key[0], "p": platform, "u": own}).first()
             entry[2] = row[2] if row is not None else None
             self._titles[key] = now
         return entry[2]  # type: ignore[no-any-return]
+
+    def _own_id(self, cid: str, platform: str, uid: str) -> tuple[str, str]:
+        """The member's own ``(platform, user id)`` for a linked id, else ``(platform, uid)``."""
+        links = self._links.get(cid)
+        if links is None:
+            return platform, uid
+        return links.owner.get((platform, uid), (platform, uid))
+
+    def _role(self, community: CommunitySettings, uid: str) -> str:
+        """The configured role of ``uid``, or the highest of its member's linked ids."""
+        links = self._links.get(community.id)
+        return community.role_of(uid) if links is None else links.role(community, uid)
 
     # ------------------------------------------------------------- playbooks
 
@@ -1358,6 +1405,10 @@ class Engine:
                 unit.jobs_dirty.add(job_id)
 
     def _outbox_row(self, action: dict[str, Any], group: GroupSettings) -> dict[str, Any]:
+        links = self._links.get(group.community.id)
+        if links is not None and links.native:
+            # a member's own id addressed in a group of another platform: its id there
+            action = links.address(action, group.platform)
         atype = action["type"]
         downgraded = None
         caps = self.capabilities.get(group.platform) if self.capabilities is not None else None

@@ -102,3 +102,28 @@ class Playbook:
         """Delete personal data about ``member``; keep anonymous aggregates."""
         for key in self.export_member(ctx, member):
             ctx.state.delete(key)
+
+    def merge_member(self, ctx: Context, source: str, target: str) -> list[str]:
+        """Two platform ids were linked as one person: ``source``'s data becomes ``target``'s.
+
+        Called once per community when an operator links ``source`` (the user id
+        of a member with history) into the member whose own user id is
+        ``target``; later events from ``source`` reach playbooks as ``target``.
+        The default moves the state convention's keys (``m:<source>`` and
+        ``m:<source>:…``) to the same keys of ``target``. Where ``target``
+        already has a key, its value is kept and ``source``'s dropped; those keys
+        are returned so the operator is told. Override to combine values (see
+        ``checkin`` and ``levels``) or to move keys of your own.
+        """
+        kept: list[str] = []
+        own = ctx.state.get(f"m:{source}")
+        found = [(f"m:{source}", own)] if own is not None else []
+        found.extend(ctx.state.scan(f"m:{source}:"))
+        for key, value in found:
+            new_key = f"m:{target}" + key[len(f"m:{source}"):]
+            if ctx.state.get(new_key) is None:
+                ctx.state.put(new_key, value)
+            else:
+                kept.append(new_key)
+            ctx.state.delete(key)
+        return kept

@@ -267,6 +267,17 @@ class Checkin(Playbook):
             if ":day:" in key and member in uids:
                 ctx.state.put(key, [u for u in uids if u != member])
 
+    def merge_member(self, ctx: Context, source: str, target: str) -> list[str]:
+        """Two ids of one person: one record of check-ins (see :func:`_combine`)."""
+        mine, theirs = ctx.state.get(f"m:{target}"), ctx.state.get(f"m:{source}")
+        if theirs is not None:
+            ctx.state.put(f"m:{target}", dict(theirs) if mine is None else _combine(mine, theirs))
+            ctx.state.delete(f"m:{source}")
+        for key, uids in list(ctx.state.scan("g:")):
+            if ":day:" in key and source in uids:
+                ctx.state.put(key, list(dict.fromkeys(target if u == source else u for u in uids)))
+        return []
+
     # ------------------------------------------------------------------ jobs
 
     def on_job(self, ctx: Context, job: JobCall) -> None:
@@ -313,3 +324,35 @@ class Checkin(Playbook):
             for i, (value, uid) in enumerate(rows[: cfg.board_size])
         )
         ctx.send(ctx.render(template, lines=lines, **values))
+
+
+def _combine(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The check-in record of one person who checked in under two ids.
+
+    The streak is the later record's; when the earlier id's last check-in was
+    the day before that streak began, the two runs join. (Only the last run
+    of each id is known: ids that took turns day by day before they were
+    linked get the last two runs, not the whole.) Totals add, minus one when
+    both checked in on the same last day; the best streak is the best of all.
+    """
+    later, earlier = (a, b) if str(a.get("last") or "") >= str(b.get("last") or "") else (b, a)
+    last, before = later.get("last"), earlier.get("last")
+    streak = int(later.get("streak", 0))
+    same_day = 1 if last is not None and before == last else 0
+    if same_day:
+        streak = max(streak, int(earlier.get("streak", 0)))
+    elif last is not None and before is not None and (
+        date.fromisoformat(before) == date.fromisoformat(last) - timedelta(days=streak)
+    ):
+        streak += int(earlier.get("streak", 0))
+    out = dict(later)
+    out["streak"] = streak
+    out["best"] = max(streak, int(a.get("best", 0)), int(b.get("best", 0)))
+    out["total"] = int(a.get("total", 0)) + int(b.get("total", 0)) - same_day
+    for period, n in (("wk", "wkn"), ("mo", "mon")):
+        if a.get(period) is not None and a.get(period) == b.get(period):
+            out[n] = int(a.get(n, 0)) + int(b.get(n, 0)) - same_day
+    told = [t for t in (a.get("told"), b.get("told")) if t]
+    if told:
+        out["told"] = max(told)
+    return out

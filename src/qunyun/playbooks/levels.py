@@ -291,6 +291,21 @@ class Levels(Playbook):
     def erase_member(self, ctx: Context, member: str) -> None:
         ctx.state.delete(f"m:{member}")
 
+    def merge_member(self, ctx: Context, source: str, target: str) -> list[str]:
+        """Two ids of one person: the higher level held, lifted (quietly) to what the
+        merged points earn (the ledger accounts are merged before this runs)."""
+        cfg: LevelsConfig = ctx.config
+        mine, theirs = ctx.state.get(f"m:{target}"), ctx.state.get(f"m:{source}")
+        held = max(self._held(ctx, source), self._held(ctx, target))
+        ctx.state.delete(f"m:{source}")
+        earned = max(held, _level_for(cfg, ctx.ledger.points(target, cfg.currency)))
+        if mine is not None and int(mine.get("level", 0)) == earned:
+            return []
+        if earned or mine is not None or theirs is not None:
+            since = theirs.get("since") if theirs is not None and int(theirs.get("level", 0)) == earned else None
+            ctx.state.put(f"m:{target}", {"level": earned, "since": since or ctx.now.isoformat()})
+        return []
+
 
 def _level_for(cfg: LevelsConfig, points: int) -> int:
     """Index of the highest level whose threshold ``points`` reaches (0 if none)."""

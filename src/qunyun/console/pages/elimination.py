@@ -1,0 +1,7 @@
+"""Console page: elimination."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

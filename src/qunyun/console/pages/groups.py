@@ -1,0 +1,7 @@
+"""Console page: groups."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""Console page: moderation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,146 @@
+"""Fixtures for the console: a simulated community to look at, users, signed-in clients.
+
+``demo_site`` runs the demo once per database (SQLite, then PostgreSQL) for
+the whole session: read-only tests share it. ``fresh_site`` runs a smaller
+demo for one test, for tests that change things (approve, award, erase,
+save the configuration).
+
+Users (password ``correct horse battery``):
+
+- ``olivia`` owner of ``demo``;  ``adam`` admin of ``demo``;  ``vera`` viewer of ``demo``;
+- ``otto`` owner of ``other`` (a second community with its own group and no role in ``demo``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from qunyun.console.accounts import Accounts
+from qunyun.console.app import create_app
+from qunyun.core.clock import FakeClock
+from qunyun.demo import run_demo
+from qunyun.store.db import open_engine
+from tests.conftest import IN_CI, PG_URL, _pg_url_for_schema
+
+PASSWORD = "correct horse battery"
+USERS = {"olivia": ("demo", "owner"), "adam": ("demo", "admin"), "vera": ("demo", "viewer"), "otto": ("other", "owner")}
+OTHER = {
+    "id": "other",
+    "name": "Other community",
+    "timezone": "Europe/Berlin",
+    "locale": "en",
+    "groups": [{"id": "o-main", "platform": "sim", "name": "Other main"}],
+}
+
+
+@dataclass
+class Site:
+    """A community in a database, its configuration, and the console's clock."""
+
+    config: Path
+    db_url: str
+    clock: FakeClock
+    backend: str
+
+    def app(self) -> Any:
+        return create_app(self.config, self.db_url, clock=self.clock)
+
+    def client(self, username: str | None = None) -> TestClient:
+        client = TestClient(self.app(), base_url="http://127.0.0.1")
+        if username:
+            login(client, username)
+        return client
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
+    """Sign in through the form (with its double-submit CSRF cookie); return the response."""
+    form = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, "the sign-in form has no CSRF field"
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token.group(1)},
+                       follow_redirects=False)
+
+
+def csrf_of(client: TestClient, path: str = "/account") -> str:
+    """The session's CSRF token, read from a page's <meta name="csrf-token">."""
+    page = client.get(path)
+    found = re.search(r'<meta name="csrf-token" content="([^"]*)"', page.text)
+    assert found and found.group(1), f"no CSRF token on {path}"
+    return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def _pg_schemas() -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    if made and PG_URL:
+        admin = create_engine(_admin_url())
+        with admin.begin() as conn:
+            for schema in made:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _admin_url() -> Any:
+    base = make_url(PG_URL or "")
+    if base.drivername in ("postgresql", "postgres"):
+        base = base.set(drivername="postgresql+psycopg")
+    return base
+
+
+def _database(backend: str, where: Path, schemas: list[str]) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{where / 'console.db'}"
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("CI=true but QUNYUN_TEST_DATABASE_URL is not set")
+        pytest.skip("set QUNYUN_TEST_DATABASE_URL to run the PostgreSQL half")
+    schema = "c_" + uuid.uuid4().hex[:12]
+    admin = create_engine(_admin_url())
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    schemas.append(schema)
+    return _pg_url_for_schema(PG_URL, schema)
+
+
+def build_site(backend: str, where: Path, schemas: list[str], **demo: Any) -> Site:
+    db_url = _database(backend, where, schemas)
+    run = run_demo(out=where / "demo", db_url=db_url, **demo)
+    config = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
+    config["communities"].append(OTHER)
+    run.config_path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    clock = FakeClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    engine = open_engine(db_url)
+    accounts = Accounts(engine, clock)
+    for name, (community, role) in USERS.items():
+        accounts.create_user(name, PASSWORD, display_name=name.title())
+        accounts.grant(name, community, role)
+    engine.dispose()
+    return Site(run.config_path, db_url, clock, backend)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def demo_site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              _pg_schemas: list[str]) -> Site:
+    """The demo community (seed 42, 150 members, 28 days), shared by read-only tests."""
+    where = tmp_path_factory.mktemp(f"console-{request.param}")
+    return build_site(request.param, where, _pg_schemas, members=150, days=28)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_site(request: pytest.FixtureRequest, tmp_path: Path, _pg_schemas: list[str]) -> Site:
+    """A small demo community of this test's own, for tests that change things."""
+    return build_site(request.param, tmp_path, _pg_schemas, members=80, days=21)
