@@ -168,3 +168,18 @@ def test_an_engine_that_only_reads_does_not_make_others_reload(db_url: str) -> N
         assert live.scalar("SELECT epoch FROM communities WHERE id = 'test'") == epoch
         live.say("u1", "again")
         assert live.scalar("SELECT epoch FROM communities WHERE id = 'test'") == epoch + 1
+
+
+def test_a_query_answers_and_keeps_nothing(db_url: str) -> None:
+    with _chat(db_url) as chat:
+        answer = chat.engine.query(next(iter(chat.settings.communities)), "notes", "add", {"text": "draft", "member": "u1"})
+        assert answer == {"saved": True}
+        assert chat.state("notes", "note") is None
+        assert chat.points("u1") == 0
+        chat.assert_nothing_sent()
+        assert chat.records("notes") == []
+        with pytest.raises(CommandError, match="refused on purpose"):
+            chat.engine.query(next(iter(chat.settings.communities)), "notes", "boom")
+        # a real command afterwards still works normally
+        assert chat.command("notes", "add", text="kept", member="u1") == {"saved": True}
+        assert chat.state("notes", "note") == "kept"

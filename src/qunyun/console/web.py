@@ -221,6 +221,9 @@ class Page:
         return self.request.url.path + "?" + urlencode(params)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """Render ``template`` in the frame; the navigation highlights this page's area."""
+        parts = self.request.url.path.split("/")
+        context.setdefault("current", parts[3] if len(parts) > 3 else "overview")
         return render(self.request, template, status=status, page=self, community=self.community, **context)
 
     def redirect(self, path: str = "", msg: str | None = None, **query: Any) -> RedirectResponse:

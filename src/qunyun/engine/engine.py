@@ -136,6 +136,14 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
+class _Answered(Exception):
+    """Carries a read-only command's answer out of the transaction it rolls back."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("read-only command answered")
+        self.result = result
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one event."""
@@ -796,6 +804,7 @@ class Engine:
         actor: str = "cli",
         group: str | None = None,
         id: str | None = None,
+        _read_only: bool = False,
     ) -> dict[str, Any]:
         """Carry out an operator's command with ``playbook.on_command``, in one transaction.
 
@@ -860,6 +869,8 @@ class Engine:
             # community's time, and a command needs no recurring jobs
             ctx = Context(self, pb, self._layer(playbook, cause, community), chosen, now)
             result = pb.on_command(ctx, call)
+            if _read_only:
+                raise _Answered(dict(result or {}))
             ctx.record("command", None, actor=actor, name=name, args=payload)
             layer = ctx._layer
             assert layer is not None
@@ -868,6 +879,29 @@ class Engine:
             self._merge(layer, chosen)
             self._watch_ledger([layer], chosen, now, cause)
         return dict(result or {})
+
+    def query(
+        self,
+        community: str,
+        playbook: str,
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        actor: str = "console",
+        group: str | None = None,
+    ) -> dict[str, Any]:
+        """The answer of a command that only reads (a preview, a board, a list).
+
+        Runs ``playbook.on_command`` like :meth:`command`, then rolls the
+        transaction back: nothing it did is kept, no ``command`` record is
+        written and no action is sent. For pages that show a command's answer
+        on every view (the console's elimination preview, say).
+        """
+        try:
+            self.command(community, playbook, name, args, actor=actor, group=group, _read_only=True)
+        except _Answered as answered:
+            return answered.result
+        raise AssertionError("unreachable: a read-only command always answers")  # pragma: no cover
 
     def _any_group(self, community: str, platform: str) -> list[GroupSettings]:
         settings = self.settings.communities.get(community)
