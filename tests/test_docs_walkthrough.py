@@ -35,13 +35,6 @@ ENV = {
     "QUNYUN_TELEGRAM_SECRET": "s3cr3t_webhook-token",
 }
 
-MINIMAL_COMMUNITY = {
-    "communities": [
-        {"id": "demo", "name": "Demo", "groups": [{"id": "main", "platform": "onebot", "room": "123456789"}]}
-    ]
-}
-
-
 def blocks() -> list[tuple[str, int, str]]:
     out = []
     for page in PAGES:
@@ -69,9 +62,13 @@ def test_every_yaml_snippet_loads_through_the_real_loader(page: str, line: int, 
     doc: Any = yaml.safe_load(body)
     if body.lstrip().startswith(PART):
         # a part of a file: put it into a minimal one (adapters beside a community, or the reverse)
-        base: dict[str, Any] = {"communities": MINIMAL_COMMUNITY["communities"]}
         if "communities" in doc:
-            base = {"deployment": {"adapters": [{"type": "onebot", "version": 11}]}}
+            base: dict[str, Any] = {"deployment": {"adapters": [{"type": "onebot", "version": 11}]}}
+        else:
+            first = doc["deployment"]["adapters"][0]
+            platform = first.get("platform", first["type"])  # each type's default platform is its name
+            base = {"communities": [{"id": "demo", "name": "Demo", "groups": [
+                {"id": "main", "platform": platform, "room": "-1001234567890"}]}]}
         doc = {**base, **doc}
         body = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
     path = tmp_path / "qunyun.yaml"
@@ -90,7 +87,7 @@ def test_a_wrong_key_in_a_snippet_would_be_caught(tmp_path: Path) -> None:
     """The check can fail: a typo in an adapter block is an error naming the line and key."""
     from qunyun.core.errors import ConfigError
 
-    page, line, body = next(b for b in BLOCKS if b[0] == "telegram.md" and "type: telegram" in b[2])
+    _, _, body = next(b for b in BLOCKS if b[0] == "telegram.md" and "type: telegram" in b[2])
     path = tmp_path / "qunyun.yaml"
     path.write_text(body.replace("token_env:", "tokn_env:"), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"tokn_env: unknown key"):

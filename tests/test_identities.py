@@ -7,8 +7,8 @@ id count for the Matrix member: rollups, streaks, points, levels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
