@@ -25,7 +25,7 @@ from qunyun.engine.engine import Engine, run_events
 from qunyun.store import models as m
 from qunyun.store.db import migrate, open_engine
 
-SMALL = ["--groups", "1", "--members", "40", "--days", "5"]
+SMALL = ["--groups", "1", "--members", "40", "--days", "5", "--no-console"]
 #: The demo's playbooks in the order they run (open hours only in the reading club).
 # every playbook the demo runs, in the built-ins' working order
 PLAYBOOK_ORDER = [
@@ -130,6 +130,7 @@ def test_the_demo_refuses_a_database_that_already_has_events(tmp_path: Path, db_
             "20",
             "--days",
             "1",
+            "--no-console",
             "--out",
             str(tmp_path / "b"),
             "--db",

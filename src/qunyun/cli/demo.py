@@ -29,6 +29,9 @@ LABELS: dict[str, dict[str, str]] = {
     "zh-CN": {
         "title": "{community} · {days} 天模拟（{groups} 个群，{members} 人，种子 {seed}）",
         "progress": "模拟中",
+        "console_title": "控制台：",
+        "console_login": "登录",
+        "console_later": "以后再打开：",
         "day": "第 {day} 天",
         "overview": "概况",
         "events": "事件",
@@ -202,6 +205,9 @@ LABELS: dict[str, dict[str, str]] = {
     "en": {
         "title": "{community} · {days}-day simulation ({groups} groups, {members} members, seed {seed})",
         "progress": "Simulating",
+        "console_title": "Console:",
+        "console_login": "Sign in",
+        "console_later": "Open it again later:",
         "day": "day {day}",
         "overview": "Overview",
         "events": "Events",
@@ -409,6 +415,14 @@ def demo(
             "Without them `qunyun replay` of the events file reproduces the run exactly.",
         ),
     ] = True,
+    console_: Annotated[
+        bool,
+        typer.Option(
+            "--console/--no-console",
+            help="Afterwards, serve the console on 127.0.0.1 with a sign-in for the demo (Ctrl+C stops it).",
+        ),
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port of the console.")] = 8040,
 ) -> None:
     """Simulate a learning community, run it through the engine and summarise it.
 
@@ -452,6 +466,58 @@ def demo(
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     render(console, run, locale, seed=seed, groups=groups, members=members, days=days)
+    if console_:
+        serve_demo_console(console, run, locale, port)
+
+
+def demo_login(db_url: str, community: str) -> tuple[str, str]:
+    """A console owner for the demo community: ("demo", a fresh random password)."""
+    import secrets
+
+    from qunyun.console.accounts import Accounts
+    from qunyun.core.clock import SystemClock
+    from qunyun.store.db import open_engine
+
+    password = secrets.token_urlsafe(9)
+    engine = open_engine(db_url)
+    try:
+        accounts = Accounts(engine, SystemClock())
+        if any(name == "demo" for name, *_ in accounts.users()):
+            accounts.set_password("demo", password)
+        else:
+            accounts.create_user("demo", password, display_name="demo")
+        accounts.grant("demo", community, "owner")
+    finally:
+        engine.dispose()
+    return "demo", password
+
+
+def serve_demo_console(console: Console, run: DemoRun, locale: str, port: int) -> None:
+    """Start the console on the demo's database and print where and how to sign in."""
+    import socket
+
+    from qunyun.cli.console import serve_console
+    from qunyun.config.model import load_settings
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            Console(stderr=True).print(
+                f"[bold red]error:[/] port {port} on 127.0.0.1 is in use; "
+                f"run `qunyun console --config {run.config_path}` with --port, or the demo with --port",
+                highlight=False,
+            )
+            raise typer.Exit(2) from None
+    community = next(iter(load_settings(str(run.config_path)).communities))
+    user, password = demo_login(run.db_url, community)
+    t = LABELS[locale]
+    url = f"http://127.0.0.1:{port}/"
+    console.print()
+    console.print(f"[bold]{t['console_title']}[/] {url}", highlight=False)
+    console.print(f"  {t['console_login']}: [bold]{user}[/] / [bold]{password}[/]", highlight=False)
+    console.print(f"  [dim]{t['console_later']}[/] qunyun console --config {run.config_path}", highlight=False)
+    serve_console(run.config_path, run.db_url, host="127.0.0.1", port=port)
 
 
 # ------------------------------------------------------------------ render
