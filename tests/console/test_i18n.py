@@ -37,7 +37,7 @@ def test_a_label_defined_twice_is_an_error(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(i18n, "LOCALES", tmp_path)
     catalog.cache_clear()
     try:
-        with pytest.raises(ValueError, match="b.yaml: label 'x.y' is defined twice"):
+        with pytest.raises(ValueError, match=r"b\.yaml: label 'x\.y' is defined twice"):
             catalog()
     finally:
         catalog.cache_clear()
