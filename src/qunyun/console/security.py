@@ -21,6 +21,7 @@ import hmac
 from collections import deque
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -127,9 +128,14 @@ class GuardMiddleware:
                 await _deny(scope, send, 403, "csrf", "missing or wrong CSRF token; reload the page", is_api=is_api)
                 return
 
+        started = perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                # how long the app took to answer, for the browser's devtools and the benchmark
+                elapsed = (perf_counter() - started) * 1000
+                headers.append((b"server-timing", f"app;dur={elapsed:.1f}".encode()))
                 headers += [
                     (b"content-security-policy", CSP.encode()),
                     (b"x-content-type-options", b"nosniff"),
