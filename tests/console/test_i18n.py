@@ -18,6 +18,9 @@ KEY = re.compile(r"""\bt\(\s*["']([A-Za-z0-9_.\-]+)["']""")
 def test_every_label_has_both_languages() -> None:
     missing = [(key, lang) for key, texts in catalog().items() for lang in LANGS if not texts.get(lang)]
     assert missing == []
+    # exactly the two languages: an unquoted comma in a flow mapping splits the text into a stray key
+    stray = {key: sorted(texts) for key, texts in catalog().items() if set(texts) != set(LANGS)}
+    assert stray == {}, "quote texts that contain a comma"
     assert len(catalog()) > 50
 
 

@@ -108,11 +108,15 @@ def serve(
 
 def serve_console(config: Path, db: str | None, *, host: str, port: int, secure_cookies: bool = False,
                   banner: list[str] | None = None) -> None:
+    from datetime import timedelta
+
     import uvicorn
 
     from qunyun.console.app import create_app
 
-    application = create_app(config, db, secure_cookies=secure_cookies)
+    # dashboards may show numbers up to 5 minutes old while fresher ones are computed,
+    # and are computed once at start, so that nobody waits for a full recomputation
+    application = create_app(config, db, secure_cookies=secure_cookies, stale_for=timedelta(minutes=5), warm=True)
     out = Console()
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     out.print(_t("Console for {config} at {url}", config=config, url=url), highlight=False)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -48,11 +50,16 @@ def create_app(
     *,
     clock: Clock | None = None,
     secure_cookies: bool = False,
+    stale_for: timedelta = timedelta(0),
+    warm: bool = False,
 ) -> FastAPI:
     """The console for the deployment configured in ``config`` on database ``db``.
 
     ``secure_cookies`` marks cookies ``Secure`` (serve over HTTPS, e.g. behind
-    a reverse proxy); it is off for the loopback default.
+    a reverse proxy); it is off for the loopback default. ``stale_for`` lets
+    dashboards serve numbers that old while fresher ones are computed;
+    ``warm`` computes every community's dashboards in the background at
+    start, so that the first visitor does not wait for them.
     """
     from qunyun.cli.admin import database_url
 
@@ -63,7 +70,7 @@ def create_app(
     require_current(sa_engine)
     engine = Engine(sa_engine, settings, clock=clock)
     accounts = Accounts(sa_engine, clock)
-    state = ConsoleState(config_path, engine, clock, accounts, LoginLimiter(clock), secure_cookies)
+    state = ConsoleState(config_path, engine, clock, accounts, LoginLimiter(clock), secure_cookies, stale_for)
 
     app = FastAPI(
         title="qunyun API",
@@ -87,6 +94,10 @@ def create_app(
         app.include_router(module.router, prefix="/api/v1")
 
     _errors(app)
+    if warm:
+        from qunyun.console.pages.overview import warm_up
+
+        threading.Thread(target=warm_up, args=(state,), name="console-warm-up", daemon=True).start()
     return app
 
 

@@ -22,6 +22,7 @@ are drawn one at a time.
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Callable
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from qunyun.console.web import ConsoleState
 
 T = TypeVar("T")
+log = logging.getLogger("qunyun.console")
 
 #: pyplot's state (rcParams, current figure) is global: one chart at a time
 _DRAWING = threading.Lock()
@@ -55,25 +57,56 @@ def memo(state: ConsoleState, community: str, name: str, build: Callable[[], T])
 
     The epoch is read before building: data written while the answer is
     being computed bumps it, and the next request computes again.
+
+    With ``state.stale_for`` set (``qunyun console`` sets 5 minutes), an
+    answer from an older epoch that is younger than that is served at once
+    while a fresh one is computed in the background: a live community writes
+    with every message, and its dashboards should not wait for a full
+    recomputation on each view. The page shows the time its numbers are of.
     """
     epoch = state.epoch(community)
     key = (community, name)
     hit = state.memo.get(key)
     if hit is not None and hit[0] == epoch:
         return hit[1]  # type: ignore[no-any-return]
+    if hit is not None and state.stale_for and state.clock.now() - hit[2] <= state.stale_for:
+        _refresh(state, key, epoch, build)
+        return hit[1]  # type: ignore[no-any-return]
     with _lock(key):
         hit = state.memo.get(key)
         if hit is not None and hit[0] == epoch:
             return hit[1]  # type: ignore[no-any-return]
         value = build()
-        state.memo[key] = (epoch, value)
+        state.memo[key] = (epoch, value, state.clock.now())
         return value
 
 
+def _refresh(state: ConsoleState, key: tuple[str, str], epoch: int, build: Callable[[], Any]) -> None:
+    """Recompute ``key`` in a background thread unless that is already under way."""
+    lock = _lock(key)
+    if not lock.acquire(blocking=False):
+        return
+
+    def run() -> None:
+        try:
+            value = build()
+            state.memo[key] = (epoch, value, state.clock.now())
+        except Exception:  # the stale answer stays; the next request tries again
+            log.exception("console: refreshing %s failed", key)
+        finally:
+            lock.release()
+
+    threading.Thread(target=run, name=f"refresh-{key[1]}", daemon=True).start()
+
+
 def peek(state: ConsoleState, community: str, name: str) -> Any | None:
-    """The memoised answer if it is current, else None (nothing is computed)."""
+    """The memoised answer if it is current (or servable stale), else None (nothing is computed)."""
     hit = state.memo.get((community, name))
-    if hit is not None and hit[0] == state.epoch(community):
+    if hit is None:
+        return None
+    if hit[0] == state.epoch(community):
+        return hit[1]
+    if state.stale_for and state.clock.now() - hit[2] <= state.stale_for:
         return hit[1]
     return None
 

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -82,6 +82,9 @@ class ConsoleState:
     accounts: Accounts
     limiter: LoginLimiter
     secure_cookies: bool = False
+    #: how long a dashboard answer from before the latest write may still be
+    #: served while a fresh one is computed (0: always wait for fresh numbers)
+    stale_for: timedelta = timedelta(0)
     #: serialises operators' commands through the one engine (routes run in threads)
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: per-process memo for expensive renders (charts), keyed by whatever the page chooses

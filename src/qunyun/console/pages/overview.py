@@ -24,6 +24,7 @@ Definitions: ``docs/console.md`` ("Overview and groups").
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from qunyun.store import models as m
 router = APIRouter()
 
 #: the report's charts, in the report's order
+log = logging.getLogger("qunyun.console")
 CHARTS = ("activity", "speakers", "retention", "survival", "size_activity", "lorenz", "top", "lurkers")
 #: how far back the charts look (as the report does)
 CHART_DAYS = 365
@@ -530,6 +532,20 @@ def chart_svg(state: ConsoleState, community: CommunitySettings, name: str, lang
         "lurkers": lambda L, lg: ach.lurker_chart(rep, L, lg),
     }
     return svg_chart(state, community.id, f"overview:{name}", lang, makers[name])
+
+
+def warm_up(state: ConsoleState) -> None:
+    """Compute every community's dashboards once (a background thread at start)."""
+    from qunyun.console.pages.groups import cached_rows
+
+    for community in list(state.settings.communities.values()):
+        try:
+            health(state, community)
+            cached_rows(state, community)
+            for name in CHARTS:
+                chart_svg(state, community, name, community.locale if community.locale in ("zh-CN", "en") else "zh-CN")
+        except Exception:  # a broken community must not stop the console from serving the others
+            log.exception("console: warming up %s failed", community.id)
 
 
 # -------------------------------------------------------------------- pages
