@@ -229,7 +229,7 @@ def test_bad_settings_and_arguments(make_chat: Make) -> None:
     with pytest.raises(CommandError, match="unknown format"):
         chat.command("digest", "render", formats=["pdf"])
     with pytest.raises(CommandError, match="no command"):
-        chat.command("digest", "publish")
+        chat.command("digest", "broadcast")
 
 
 def test_only_sessions_that_took_place_are_shares(make_chat: Make) -> None:

@@ -32,8 +32,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from qunyun.content.collect import Period, archive, authors, collect
+from qunyun.content.markdown import document
 from qunyun.content.render import People, file_name, render_book, render_digest
 from qunyun.core.errors import CommandError
+from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
 
@@ -111,6 +113,10 @@ class Digest(Playbook):
         "or label (2026-11-02 / 2026-W45); formats (md, html).",
         "book": "All essence as one book: by (month|kind), formats (md, html).",
         "archive": "A member's talent archive: member (user id).",
+        "edit": "Keep an operator's edited Markdown for a period (label or period+date): md (the text), "
+        "or discard=true to drop the edit.",
+        "publish": "Publish a period now (label or period+date): the documents (the edited text if there is one), "
+        "the digest_included records the first time, and the notice in every group (notice=false: no notice).",
     }
     summary: ClassVar[dict[str, str]] = {
         "zh-CN": "精华日报/周报：把精华、最佳回答和分享整理成 Markdown 与 HTML，署名每位作者。",
@@ -155,7 +161,7 @@ class Digest(Playbook):
             entries = collect(ctx, period, cfg.kinds)[: cfg.max_entries]
             if len(entries) < cfg.min_entries:
                 return  # an empty period: no digest, nothing said
-            files = self._documents(ctx, entries, period, cfg.formats)
+            files = self._files(ctx, entries, period, cfg.formats)
             if cfg.out_dir:
                 _write(Path(cfg.out_dir), files)
             credited = authors(entries)
@@ -168,6 +174,18 @@ class Digest(Playbook):
             link = ctx.render("link", url=cfg.link.replace("{period}", period.label)) if cfg.link else ""
             ctx.send(ctx.render(f"notice_{period.kind}", period=period.label, entries=published["entries"],
                                 authors=published.get("authors", 0), link=link))
+
+    def _files(self, ctx: Context, entries: list[Any], period: Period, formats: Sequence[str]) -> dict[str, str]:
+        """The documents to publish: the operator's edited text if there is one, else the rendered digest."""
+        draft = ctx.state.get(f"draft:{period.label}")
+        if draft is None:
+            return self._documents(ctx, entries, period, formats)
+        md = str(draft["md"])
+        title = md.lstrip().split("\n", 1)[0].lstrip("# ").strip() or period.label
+        return {
+            file_name("digest", period.label, fmt): md if fmt == "md" else document(md, title=title, lang=ctx.locale)
+            for fmt in formats
+        }
 
     def _documents(self, ctx: Context, entries: list[Any], period: Period, formats: Sequence[str]) -> dict[str, str]:
         cfg: DigestConfig = ctx.config
@@ -197,7 +215,12 @@ class Digest(Playbook):
             entries = collect(ctx, period, cfg.kinds)[: cfg.max_entries]
             files = self._documents(ctx, entries, period, formats) if entries else {}
             return {"period": period.label, "entries": len(entries), "authors": len(authors(entries)),
-                    "published": ctx.state.get(f"published:{period.label}"), "files": files}
+                    "published": ctx.state.get(f"published:{period.label}"), "files": files,
+                    "draft": ctx.state.get(f"draft:{period.label}")}
+        if name == "edit":
+            return self._edit(ctx, _period(ctx, args), args, command.actor)
+        if name == "publish":
+            return self._publish(ctx, _period(ctx, args), args, command.actor)
         if name == "book":
             by = str(args.get("by") or "month")
             if by not in ("month", "kind"):
@@ -215,6 +238,65 @@ class Digest(Playbook):
             return {"by": by, "entries": len(entries), "authors": len(authors(entries)), "chapters": chapters,
                     "files": files}
         raise CommandError(f"digest has no command {name!r}", hint="one of: " + ", ".join(sorted(self.commands)))
+
+
+    # ------------------------------------------------------- edit and publish
+
+    def _edit(self, ctx: Context, period: Period, args: dict[str, Any], actor: str) -> dict[str, Any]:
+        key = f"draft:{period.label}"
+        if args.get("discard") is True:
+            existed = ctx.state.get(key) is not None
+            ctx.state.delete(key)
+            return {"period": period.label, "draft": None, "discarded": existed}
+        md = args.get("md")
+        if not isinstance(md, str) or not md.strip():
+            raise CommandError("edit needs md, the edited Markdown text",
+                               hint="or discard=true to go back to the rendered digest")
+        if len(md) > MAX_DRAFT:
+            raise CommandError(f"the edited text has {len(md):,} characters; at most {MAX_DRAFT:,} are kept",
+                               hint="shorten it, or leave entries out")
+        draft = {"md": md.replace("\r\n", "\n"), "ts": ctx.now.isoformat(), "by": clip(actor, 200)}
+        ctx.state.put(key, draft)
+        return {"period": period.label, "draft": draft}
+
+    def _publish(self, ctx: Context, period: Period, args: dict[str, Any], actor: str) -> dict[str, Any]:
+        cfg: DigestConfig = ctx.config
+        notice = args.get("notice", cfg.notice)
+        if not isinstance(notice, bool):
+            raise CommandError("notice is true or false")
+        draft = ctx.state.get(f"draft:{period.label}")
+        entries = collect(ctx, period, cfg.kinds)[: cfg.max_entries]
+        if not entries and draft is None:
+            raise CommandError(f"{period.label} has nothing to publish: no essence, best answers or talks, "
+                               "and no edited text", hint="pick another period, or edit one first")
+        files = self._files(ctx, entries, period, cfg.formats)
+        if cfg.out_dir:
+            _write(Path(cfg.out_dir), files)
+        prior = ctx.state.get(f"published:{period.label}")
+        credited = authors(entries)
+        if prior is None:  # credit authors once per period, however often it is published
+            for uid, count in credited:
+                ctx.record("digest_included", uid, period=period.label, entries=count)
+        published = {"ts": ctx.now.isoformat(), "entries": len(entries), "authors": len(credited),
+                     "files": sorted(files), "edited": draft is not None, "by": clip(actor, 200),
+                     "times": int((prior or {}).get("times", 1)) + 1 if prior else 1}
+        ctx.state.put(f"published:{period.label}", published)
+        sent: list[str] = []
+        if notice and (entries or draft is not None):
+            link = ctx.render("link", url=cfg.link.replace("{period}", period.label)) if cfg.link else ""
+            text = ctx.render(f"notice_{period.kind}", period=period.label, entries=len(entries),
+                              authors=len(credited), link=link)
+            for group in ctx.community.groups.values():
+                own = group.playbooks.get("digest")
+                if own is None or not own.enabled or group.platform != ctx.group.platform:
+                    continue
+                ctx.send(text, group=group.key)
+                sent.append(group.key)
+        return {"period": period.label, "published": published, "notice": sent}
+
+
+#: the longest edited digest kept (characters)
+MAX_DRAFT = 200_000
 
 
 def _formats(value: Any, default: Sequence[str]) -> list[str]:
