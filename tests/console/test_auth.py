@@ -167,3 +167,15 @@ def test_openapi_document(demo_site: Site) -> None:
     assert doc["info"]["title"] == "qunyun API"
     assert "/api/v1/communities/{community}" in doc["paths"]
     assert not [p for p in doc["paths"] if not p.startswith("/api/v1/")]
+
+
+def test_a_page_reading_does_not_hold_the_engines_write_lock(demo_site: Site) -> None:
+    """Pages read in deferred transactions: the engine can take the write lock meanwhile."""
+    from sqlalchemy import text
+
+    app = demo_site.app()
+    state = app.state.console
+    with state.db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM members")).scalar_one() > 0  # a read transaction is open
+        answer = state.engine.query("demo", "qa", "questions", {"status": "all", "limit": 1})
+        assert isinstance(answer, dict)

@@ -44,6 +44,7 @@ from qunyun.core.clock import Clock
 from qunyun.core.errors import CommandError
 from qunyun.engine.engine import Engine
 from qunyun.playbooks.money import fmt_money
+from qunyun.store.db import open_engine
 from qunyun.store.models import AuditEntry, table
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -91,8 +92,10 @@ class ConsoleState:
     #: (always including the community's epoch so that new data shows)
     memo: dict[Any, Any] = field(default_factory=dict)
     env: Environment = field(init=False)
+    reads: Any = field(init=False)
 
     def __post_init__(self) -> None:
+        self.reads = open_engine(self.engine.db.url.render_as_string(hide_password=False), deferred=True)
         self.env = Environment(
             loader=FileSystemLoader(str(TEMPLATES)),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -109,7 +112,12 @@ class ConsoleState:
 
     @property
     def db(self) -> Any:
-        return self.engine.db
+        """The pages' database: on SQLite its transactions are deferred, so
+        reading never holds the write lock a running engine needs (operators'
+        commands go through :attr:`engine`, which takes it)."""
+        return self.reads
+
+
 
     def reload_settings(self) -> Settings:
         """Read the configuration file again (after the config editor saved it)."""

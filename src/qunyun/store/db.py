@@ -58,8 +58,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def open_engine(url: str | None = None, *, echo: bool = False) -> Engine:
-    """Create an SQLAlchemy engine for ``url`` with our pragmas and settings."""
+def open_engine(url: str | None = None, *, echo: bool = False, deferred: bool = False) -> Engine:
+    """Create an SQLAlchemy engine for ``url`` with our pragmas and settings.
+
+    On SQLite every transaction takes the write lock at its start (``BEGIN
+    IMMEDIATE``): the engine's read-then-write transactions never fail half
+    way on a lock upgrade. ``deferred=True`` is for readers (the console's
+    pages): a plain ``BEGIN`` that reads a WAL snapshot without blocking the
+    engine's writes, taking the write lock only if it writes.
+    """
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
@@ -76,7 +83,7 @@ def open_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy, not pysqlite, manage transactions (so SAVEPOINT works).
         event.listen(engine, "connect", _sqlite_autocommit_off)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", _sqlite_begin_deferred if deferred else _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(resolved, echo=echo, pool_pre_ping=True)
@@ -92,6 +99,10 @@ def _sqlite_autocommit_off(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
