@@ -9,7 +9,8 @@ costs nothing on the others::
     svg = svg_chart(page.state, cid, f"activity:{page.lang}", lambda labels, lang: draw(...), page.lang)
 
 One entry per (community, name) is kept: a new epoch replaces the old
-answer, so the memo does not grow with the community's history. Two
+answer, so the memo does not grow with the community's history; at most
+:data:`MEMO_LIMIT` entries are kept, the least recently used leaving first. Two
 requests that need the same answer at once compute it once (a lock per
 entry): the overview's charts load in parallel and share their inputs.
 
@@ -68,6 +69,7 @@ def memo(state: ConsoleState, community: str, name: str, build: Callable[[], T])
     key = (community, name)
     hit = state.memo.get(key)
     if hit is not None and hit[0] == epoch:
+        _touch(state, key, hit)
         return hit[1]  # type: ignore[no-any-return]
     if hit is not None and state.stale_for and state.clock.now() - hit[2] <= state.stale_for:
         _refresh(state, key, epoch, build)
@@ -77,8 +79,29 @@ def memo(state: ConsoleState, community: str, name: str, build: Callable[[], T])
         if hit is not None and hit[0] == epoch:
             return hit[1]  # type: ignore[no-any-return]
         value = build()
-        state.memo[key] = (epoch, value, state.clock.now())
+        _store(state, key, (epoch, value, state.clock.now()))
         return value
+
+
+#: answers kept at most (least recently used go first): a group's chart is memoised
+#: per group, and a community may have thousands
+MEMO_LIMIT = 400
+
+
+def _touch(state: ConsoleState, key: tuple[str, str], hit: Any) -> None:
+    """Mark ``key`` as just used (the dict's order is the order of use)."""
+    state.memo.pop(key, None)
+    state.memo[key] = hit
+
+
+def _store(state: ConsoleState, key: tuple[str, str], entry: Any) -> None:
+    state.memo.pop(key, None)
+    state.memo[key] = entry
+    while len(state.memo) > MEMO_LIMIT:
+        try:
+            state.memo.pop(next(iter(state.memo)), None)
+        except (StopIteration, RuntimeError):  # emptied or resized by another thread meanwhile
+            break
 
 
 def _refresh(state: ConsoleState, key: tuple[str, str], epoch: int, build: Callable[[], Any]) -> None:
@@ -90,7 +113,7 @@ def _refresh(state: ConsoleState, key: tuple[str, str], epoch: int, build: Calla
     def run() -> None:
         try:
             value = build()
-            state.memo[key] = (epoch, value, state.clock.now())
+            _store(state, key, (epoch, value, state.clock.now()))
         except Exception:  # the stale answer stays; the next request tries again
             log.exception("console: refreshing %s failed", key)
         finally:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, func, select
 from qunyun.analytics import lifecycle as lc
 from qunyun.analytics import metrics as mx
 from qunyun.config.model import CommunitySettings
-from qunyun.console.charts import draw_svg, memo
+from qunyun.console.charts import memo, svg_chart
 from qunyun.console.pages.overview import cached_headline, group_members_at, group_states
 from qunyun.console.web import ConsoleState, Viewer
 from qunyun.store import models as m
@@ -385,10 +385,14 @@ def group_chart(page: Viewer, key: str) -> Response:
     as_of = head.as_of
 
     start = as_of - timedelta(days=GROUP_CHART_DAYS - 1)
-    with page.read() as conn:
-        pres = mx.presences(conn, sc, start, as_of)
-        daily = mx.series(conn, sc, start, as_of, "day", counter=mx.member_counter(conn, sc, as_of, pres))
-    rep: Any = SimpleNamespace(daily=daily)  # the activity chart reads only the daily series
-    # drawn on each request (not memoised: one entry per group would grow with the number of groups)
-    svg = draw_svg(lambda labels, lang: ach.activity(rep, labels, lang), page.lang, salt=f"group-{key}")
+
+    def draw(labels: dict[str, str], lang: str) -> Any:
+        with page.state.db.connect() as conn:
+            pres = mx.presences(conn, sc, start, as_of)
+            daily = mx.series(conn, sc, start, as_of, "day", counter=mx.member_counter(conn, sc, as_of, pres))
+        rep: Any = SimpleNamespace(daily=daily)  # the activity chart reads only the daily series
+        return ach.activity(rep, labels, lang)
+
+    # memoised per group and language (the memo keeps the most recently used few hundred)
+    svg = svg_chart(page.state, page.community.id, f"group:{key}:{as_of}", page.lang, draw)
     return HTMLResponse(f'<figure data-testid="group-chart-svg">{svg}</figure>')
