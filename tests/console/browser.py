@@ -83,6 +83,40 @@ def launch() -> Iterator[Any]:
             browser.close()
 
 
+def sign_in(browser: Any, url: str, username: str, password: str, *, lang: str = "zh-CN") -> Any:
+    """A new browser context signed in as ``username`` through the form; the page records its errors.
+
+    ``page.errors`` collects uncaught exceptions and console errors; ``page.dialogs``
+    the text of every dialog (the "are you sure?" of destructive forms), which is
+    accepted — or dismissed once ``page.accept_dialogs`` is set to ``False``.
+    """
+    context = browser.new_context(locale=lang, viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    dialogs: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(f"{msg.text} ({msg.location.get('url')})")
+            if msg.type == "error" else None)
+
+    def accept(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        if page.accept_dialogs:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", accept)
+    page.errors = errors
+    page.dialogs = dialogs
+    page.accept_dialogs = True
+    page.goto(f"{url}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
 def shot(page: Any, name: str) -> Path:
     """Save a full-page screenshot named ``name`` and return its path."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,12 @@ class GuardMiddleware:
         state["user"], state["csrf"], state["via"] = None, None, None
         path: str = scope["path"]
         is_api = path.startswith("/api/")
+        query = scope.get("query_string", b"") or b""
+        if b"%00" in query or b"\x00" in query or "\x00" in path:
+            # no parameter has a use for NUL, and PostgreSQL refuses it in text: stop it at the edge
+            await _deny(scope, send, 400, "bad_request",
+                        "the address contains a NUL character (%00); remove it and try again", is_api=is_api)
+            return
         jar = cookies(scope)
         auth = header(scope, b"authorization")
         if auth and auth.lower().startswith("bearer "):
@@ -104,6 +110,11 @@ class GuardMiddleware:
                 await _deny(scope, send, 401, "unauthorized", "the API token is unknown or revoked")
                 return
             state["user"], state["via"] = user, "token"
+            # a token needs no CSRF token, so its scope is the only guard on a change: the API
+            # routes check it, and a page's form route must not be a way around it
+            if scope["method"] in UNSAFE and user.scopes is not None and "write" not in user.scopes:
+                await _deny(scope, send, 403, "forbidden", "the API token lacks the 'write' scope", is_api=is_api)
+                return
         elif SESSION_COOKIE in jar:
             found = self.accounts.session(jar[SESSION_COOKIE])
             if found is not None:
