@@ -40,6 +40,11 @@ def test_sign_in_and_every_page_in_both_languages(browser: Any, live: str, demo_
     for lang in ("zh-CN", "en"):
         page = sign_in(browser, live, "adam", lang=lang)
         assert page.url.endswith("/c/demo/overview"), page.url
+        # the community's locale (zh-CN) is the default, whatever the browser asks for …
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        # … and the operator's choice is remembered from then on
+        page.goto(f"{live}/lang/{lang}")
+        page.goto(f"{live}/c/demo/overview")
         assert page.locator("html").get_attribute("lang") == lang
         for area, _role in NAV:
             response = page.goto(f"{live}/c/demo/{area}")
