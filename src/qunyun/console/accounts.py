@@ -176,7 +176,7 @@ class Accounts:
     # ---------------------------------------------------------------- login
 
     def authenticate(self, username: str, password: str) -> tuple[int | None, str]:
-        """(user id, "ok") or (None, why): "invalid", "locked" or "disabled".
+        """(user id, "ok") or (None, why): "invalid", "locked" or "disabled" (only with the right password).
 
         A wrong password counts towards the lockout; a correct one while
         locked is refused all the same (and does not reset the count).
@@ -189,8 +189,11 @@ class Accounts:
                 _verify(_DUMMY, password)
                 return None, "invalid"
             if row.disabled:
-                return None, "disabled"
+                # said only to who knows the password: to anyone else a disabled account
+                # answers (and takes as long) as an unknown name does
+                return None, "disabled" if _verify(row.password_hash, password) else "invalid"
             if _locked(row.locked_until, now):
+                _verify(_DUMMY, password)  # as long as any other answer
                 return None, "locked"
             if not _verify(row.password_hash, password):
                 failed = (row.failed_logins or 0) + 1

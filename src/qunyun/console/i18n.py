@@ -63,6 +63,10 @@ class Labels:
     def __init__(self, lang: str) -> None:
         self.lang = lang if lang in LANGS else DEFAULT_LANG
 
+    def known(self, key: Any) -> bool:
+        """Whether ``key`` is a label (a message key from a URL is shown only then)."""
+        return isinstance(key, str) and key in catalog()
+
     def __call__(self, key: str, **values: Any) -> str:
         texts = catalog().get(key)
         if texts is None:

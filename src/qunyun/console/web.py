@@ -21,7 +21,10 @@ about other communities); a role too low for the route gets 403.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +94,9 @@ class ConsoleState:
     #: per-process memo for expensive renders (charts), keyed by whatever the page chooses
     #: (always including the community's epoch so that new data shows)
     memo: dict[Any, Any] = field(default_factory=dict)
+    #: signs the error texts a redirect carries in its URL (:meth:`Page.redirect`), so that a
+    #: page shows only the errors this console wrote, never a text put in a link by someone else
+    flash_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     env: Environment = field(init=False)
     reads: Any = field(init=False)
 
@@ -105,6 +111,9 @@ class ConsoleState:
         self.env.filters.update(
             money=fmt_money, num=_num, pct=_pct, when=_when, day=_day
         )
+
+    def sign(self, text: str) -> str:
+        return hmac.new(self.flash_key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
     @property
     def settings(self) -> Settings:
@@ -224,8 +233,10 @@ class Page:
         return f"{self.base}/{path}" + (("?" + urlencode(clean)) if clean else "")
 
     def with_query(self, **changes: Any) -> str:
-        """This page's URL with some query parameters changed (for sorting and paging links)."""
-        params = dict(self.request.query_params)
+        """This page's URL with some query parameters changed (for sorting and paging links).
+
+        A redirect's one-time message (``msg``, ``error`` and its ``sig``) is not carried along."""
+        params = {k: v for k, v in self.request.query_params.items() if k not in ("msg", "error", "sig")}
         params.update({k: str(v) for k, v in changes.items() if v is not None})
         for k in [k for k, v in changes.items() if v is None]:
             params.pop(k, None)
@@ -238,7 +249,19 @@ class Page:
         return render(self.request, template, status=status, page=self, community=self.community, **context)
 
     def redirect(self, path: str = "", msg: str | None = None, **query: Any) -> RedirectResponse:
+        """303 to ``path`` of this community with ``msg`` (a label key); an ``error`` text is signed
+        (``sig``) so that the page shows it (:meth:`flash_error`) — and shows no unsigned one."""
+        if query.get("error") is not None:
+            query["sig"] = self.state.sign(str(query["error"]))
         return RedirectResponse(self.url(path, msg=msg, **query), status_code=303)
+
+    def flash_error(self) -> str | None:
+        """The ``error`` text of this page's URL if this console signed it (see :meth:`redirect`), else None."""
+        q = self.request.query_params
+        error, sig = q.get("error"), q.get("sig")
+        if not error or not sig or not hmac.compare_digest(self.state.sign(error), sig):
+            return None
+        return error
 
     def command(self, playbook: str, name: str, args: dict[str, Any], *, group: str | None = None,
                 id: str | None = None) -> dict[str, Any]:
@@ -354,16 +377,38 @@ def _pct(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
-def _when(value: datetime | None, tz: Any = None) -> str:
-    if value is None:
+def _moment(value: Any) -> datetime | None:
+    """An aware datetime from a datetime or an ISO 8601 text (as playbooks keep them in their state)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    return None
+
+
+def _when(value: Any, tz: Any = None) -> str:
+    """A moment as ``YYYY-MM-DD HH:MM`` in ``tz`` (the community's zone); also takes ISO 8601 text."""
+    if value is None or value == "":
         return "—"
+    moment = _moment(value)
+    if moment is None:
+        return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value)[:16]
     if tz is not None:
-        value = value.astimezone(tz)
-    return value.strftime("%Y-%m-%d %H:%M")
+        moment = moment.astimezone(tz)
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def _day(value: Any) -> str:
-    return "—" if value is None else str(value)[:10]
+def _day(value: Any, tz: Any = None) -> str:
+    """A day; a moment (datetime or ISO 8601 text) is first put in ``tz``, so it is the community's day."""
+    if value is None or value == "":
+        return "—"
+    moment = _moment(value) if tz is not None else None
+    if moment is not None:
+        return moment.astimezone(tz).date().isoformat()
+    return str(value)[:10]
 
 
 __all__ = [

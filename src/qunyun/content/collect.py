@@ -65,10 +65,11 @@ class Period:
         found = _WEEK.match(text)
         if found:
             try:
-                monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
+                return cls.of("week", date.fromisocalendar(int(found[1]), int(found[2]), 1))
             except ValueError:
                 raise ValueError(f"{text!r} is not an ISO week (weeks run 01-52 or 53)") from None
-            return cls.of("week", monday)
+            except OverflowError:  # 9999-W52 ends in year 10000
+                raise ValueError(f"{text!r} ends after 9999-12-31, the last day that can be written") from None
         try:
             return cls.of("day", date.fromisoformat(text))
         except ValueError:

@@ -49,6 +49,8 @@ Role = Literal["owner", "admin", "assistant", "guest", "member"]
 
 #: Statuses in which a session still matters to messages in its group.
 _OPEN = ("scheduled", "live")
+#: how far ahead a session may be planned (beyond, its stages' dates could leave the calendar)
+MAX_AHEAD = timedelta(days=3653)
 
 
 def parse_duration(value: str) -> timedelta:
@@ -771,6 +773,11 @@ class Sessions(Playbook):
             raise CommandError(
                 f"starts_at {start.isoformat()} is not in the future", hint="plan a session ahead of time"
             )
+        if start - ctx.now > MAX_AHEAD:
+            raise CommandError(
+                f"starts_at {start.isoformat()} is more than {MAX_AHEAD.days} days ahead",
+                hint="plan sessions within the next ten years",
+            )
         duration = args.get("duration", cfg.default_duration)
         if type(duration) is not int or not 5 <= duration <= 24 * 60:
             raise CommandError("duration is whole minutes between 5 and 1440", hint="e.g. 60")
@@ -831,9 +838,12 @@ class Sessions(Playbook):
         if raw is None:
             return None
         try:
-            return date.fromisoformat(str(raw)).isoformat()
+            day = date.fromisoformat(str(raw))
         except ValueError:
             raise CommandError(f"due {clip(str(raw), 40)!r} is not a day", hint="write YYYY-MM-DD") from None
+        if day.year > 9998:  # its reminder and overdue check would fall off the calendar
+            raise CommandError(f"due {day.isoformat()} is too far ahead", hint="give a day before 9999")
+        return day.isoformat()
 
     def _schedule(self, ctx: Context, s: dict[str, Any], cfg: SessionsConfig) -> None:
         sid = s["id"]

@@ -107,7 +107,7 @@ def elimination_preview(
         listed = elimination_page.batches(conn, call.community.id)
     if not groups:
         return ok(PreviewAnswer(as_of=day.isoformat(), groups=[], batches=listed))
-    if not (date(1970, 1, 1) <= day <= date(9000, 1, 1)):
+    if not (elimination_page.EARLIEST <= day <= elimination_page.LATEST):
         raise HTTPException(422, "as_of is out of range")
     result = elimination_page.preview(call.state, call.community.id, day, group)
     for b in listed:

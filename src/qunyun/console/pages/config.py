@@ -46,6 +46,8 @@ CV = table(ConfigVersion)
 #: the largest section the editor accepts (characters)
 MAX_TEXT = 200_000
 HISTORY_PAGE = 20
+#: the largest id a version can have (a 64-bit integer)
+MAX_ID = 2**63 - 1
 
 
 class EditError(QunyunError):
@@ -287,6 +289,8 @@ def history(conn: Connection, community: str, offset: int = 0, limit: int = HIST
 
 
 def version(conn: Connection, community: str, vid: int) -> dict[str, Any] | None:
+    if not 1 <= vid <= MAX_ID:  # not an id the database could hold: none
+        return None
     row = conn.execute(select(CV).where(CV.c.community_id == community, CV.c.id == vid)).first()
     return dict(row._mapping) if row else None
 

@@ -125,7 +125,7 @@ def digest_page(page: Viewer, label: str) -> Response:
     docs = documents(rendered, label, page.community.locale)
     return page.render(
         "digests/detail.html", label=label, rendered=rendered, md=docs["md"], preview=to_html(docs["md"]),
-        draft=rendered.get("draft"), published=rendered.get("published"), error=page.request.query_params.get("error"),
+        draft=rendered.get("draft"), published=rendered.get("published"), error=page.flash_error(),
     )
 
 

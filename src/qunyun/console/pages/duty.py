@@ -27,6 +27,9 @@ from qunyun.store import models as m
 
 router = APIRouter()
 
+#: the highest page number the KPI and pay tables accept (beyond it: the last of these, empty)
+MAX_PAGE = 100_000
+
 
 def duty_config(page_or_community: Any) -> Any | None:
     community = getattr(page_or_community, "community", page_or_community)
@@ -121,8 +124,9 @@ def _page(page: Page, *, error: str | None = None, status: int = 200, form: dict
     info = roster(page)
     q = page.request.query_params
     try:
-        kpi_at = max(1, int(q.get("kpage", "1")))
-        pay_at = max(1, int(q.get("ppage", "1")))
+        # bounded: an offset beyond the database's integers would fail the query
+        kpi_at = min(MAX_PAGE, max(1, int(q.get("kpage", "1"))))
+        pay_at = min(MAX_PAGE, max(1, int(q.get("ppage", "1"))))
     except ValueError:
         kpi_at = pay_at = 1
     per = 12

@@ -190,10 +190,16 @@ def discard_batch(page: Admin, batch_id: str) -> Response:
     return page.redirect("elimination", msg="msg.done")
 
 
+#: the days a preview may be measured on (the API's bounds; far outside, the measuring windows overflow)
+EARLIEST, LATEST = date(1970, 1, 1), date(9000, 1, 1)
+
+
 def _day(value: str | None) -> date | None:
+    """A ``YYYY-MM-DD`` query value within :data:`EARLIEST`..:data:`LATEST`, else None (the default day)."""
     if not value:
         return None
     try:
-        return date.fromisoformat(value.strip()[:10])
+        day = date.fromisoformat(value.strip()[:10])
     except ValueError:
         return None
+    return day if EARLIEST <= day <= LATEST else None

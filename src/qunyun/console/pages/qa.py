@@ -287,7 +287,7 @@ def qa_board(page: Viewer, week: str | None = None, status: str = "all") -> Resp
         top=data["answerers"][:10], names=names, rows=rows, paging=paging, qstatus=status, statuses=STATUSES,
         awarded=awarded, preview=preview, currency=fund_currency(page.community),
         preview_total=sum(int(ln["amount"]) for ln in (preview or {}).get("lines") or []),
-        fund=runs(page.community, "fund"), error=page.request.query_params.get("error"),
+        fund=runs(page.community, "fund"), error=page.flash_error(),
     )
 
 
@@ -319,5 +319,5 @@ def _back(page: Any, back: str, msg: str) -> Response:
     parts = urlsplit(back)
     if parts.scheme or parts.netloc or parts.path != f"{page.base}/qa":
         return page.redirect("qa", msg=msg)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("msg", "error")] + [("msg", msg)]
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("msg", "error", "sig")] + [("msg", msg)]
     return RedirectResponse(f"{parts.path}?{urlencode(query)}", status_code=303)

@@ -33,6 +33,8 @@ router = APIRouter()
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 STATUSES = ("scheduled", "live", "done", "no_show", "cancelled")
+#: the calendar's years (its neighbouring days must stay within the dates Python can hold)
+FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 
 @dataclass
@@ -187,8 +189,9 @@ def session_groups(community: CommunitySettings) -> list[Any]:
 @router.get("/c/{community}/sessions")
 def sessions_page(page: Viewer, month: str | None = None, status: str | None = None) -> Response:
     today = local_today(page)
-    if month is not None and not MONTH.match(month):
-        raise HTTPException(422, f"month {month[:20]!r} is not a month like 2026-11")
+    if month is not None and not (MONTH.match(month) and FIRST_YEAR <= int(month[:4]) <= LAST_YEAR):
+        raise HTTPException(422, f"month {month[:20]!r} is not a month like 2026-11 "
+                                 f"(years {FIRST_YEAR}-{LAST_YEAR})")
     if status not in STATUSES:
         status = None
     with page.read() as conn:
@@ -218,7 +221,7 @@ def sessions_page(page: Viewer, month: str | None = None, status: str | None = N
     return page.render(
         "sessions/index.html", month=month, first=first, weeks=weeks, by_day=by_day, today=today,
         prev_month=prev_month, next_month=next_month, rows=rows, paging=paging, sstatus=status, statuses=STATUSES,
-        groups=session_groups(page.community), error=page.request.query_params.get("error"),
+        groups=session_groups(page.community), error=page.flash_error(),
     )
 
 
@@ -231,7 +234,7 @@ def session_page(page: Viewer, sid: str) -> Response:
         s = one_session(conn, page.community, sid, today)
         asked = session_questions(conn, page.community, sid)
     return page.render("sessions/detail.html", s=s, asked=asked, today=today,
-                       error=page.request.query_params.get("error"))
+                       error=page.flash_error())
 
 
 @router.post("/c/{community}/sessions")
