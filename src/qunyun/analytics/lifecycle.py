@@ -35,7 +35,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, case, func, or_, select, text
 
 from qunyun.store import models as m
 
@@ -236,12 +236,15 @@ def classify(
     members: int,
     *,
     ever_had_members: bool = True,
+    weekly_speakers: Sequence[int] | None = None,
 ) -> tuple[State, date | None]:
     """The state of a group on ``as_of`` and its last day with a message.
 
     ``active_days`` are the days with at least one message (any day up to
     ``as_of`` may be given; later ones are ignored); ``speakers_by_day``
-    needs the last ``7 × (1 + DECLINE_WEEKS)`` days only.
+    needs the last ``7 × (1 + DECLINE_WEEKS)`` days only. ``weekly_speakers``,
+    if given, replaces it: distinct speakers of the 7 days ending on
+    ``as_of``, then of each of the :data:`DECLINE_WEEKS` weeks before.
     """
     last = max((d for d in active_days if d <= as_of), default=None)
     quiet = (as_of - (last if last is not None else born)).days
@@ -249,14 +252,19 @@ def classify(
         return "dead", last
     if quiet >= SILENT_DAYS:
         return "silent", last
-    recent = _speakers(speakers_by_day, as_of - timedelta(days=6), as_of)
+    def speakers(w: int, start: date, end: date) -> int:
+        if weekly_speakers is not None:
+            return weekly_speakers[w] if w < len(weekly_speakers) else 0
+        return _speakers(speakers_by_day, start, end)
+
+    recent = speakers(0, as_of - timedelta(days=6), as_of)
     weeks = []
     for w in range(1, DECLINE_WEEKS + 1):
         end = as_of - timedelta(days=7 * w)
         start = end - timedelta(days=6)
         if start < born:
             break
-        weeks.append(_speakers(speakers_by_day, start, end))
+        weeks.append(speakers(w, start, end))
     if weeks:
         average = sum(weeks) / len(weeks)
         if recent < DECLINE_RATIO * average:
@@ -295,13 +303,25 @@ def survival(lives: Sequence[tuple[date, set[date]]], as_of: date, max_age: int 
     if not born:
         return Survival([], [], None, None, 0)
     oldest = min(max_age, max((as_of - b).days for b, _ in born))
+    # per age: groups that old, and of them alive (alive_at_age in one pass over each group's ages)
+    counted = [0] * (oldest + 1)
+    living = [0] * (oldest + 1)
+    for b, days in born:
+        top = min(oldest, (as_of - b).days)
+        rel = {(d - b).days for d in days}
+        last = None
+        for age in range(top + 1):
+            if age in rel:
+                last = age
+            counted[age] += 1
+            # younger than a week counts as alive; else a message within the last 7 days
+            if age < SILENT_DAYS - 1 or (last is not None and age - last < SILENT_DAYS):
+                living[age] += 1
     ages: list[int] = []
     alive: list[float] = []
     for age in range(oldest + 1):
-        cohort = [(b, days) for b, days in born if (as_of - b).days >= age]
-        share = sum(alive_at_age(b, days, age) for b, days in cohort) / len(cohort)
         ages.append(age)
-        alive.append(share)
+        alive.append(living[age] / counted[age])
     at = dict(zip(ages, alive, strict=True))
     return Survival(ages, alive, at.get(7), at.get(30), len(born))
 
@@ -416,35 +436,51 @@ def _groups(conn: Connection, community: str, tz: ZoneInfo) -> list[_Group]:
     return out
 
 
-def _active_days(conn: Connection, community: str, until: date) -> dict[int, set[date]]:
+def _active_days(
+    conn: Connection, community: str, until: date, max_age: int | None = None
+) -> dict[int, set[date]]:
+    """Days with a message per group, up to ``until`` (and only the first ``max_age`` days of each group)."""
     r = m.table(m.GroupDay)
     out: dict[int, set[date]] = defaultdict(set)
     q = select(r.c.group_id, r.c.day).where(r.c.community_id == community, r.c.day <= until, r.c.messages > 0)
+    if max_age is not None:
+        born = (
+            select(r.c.group_id, func.min(r.c.day).label("born"))
+            .where(r.c.community_id == community)
+            .group_by(r.c.group_id)
+            .subquery()
+        )
+        limit: Any = (
+            func.date(born.c.born, f"+{int(max_age)} days")
+            if conn.dialect.name == "sqlite"
+            else born.c.born + int(max_age)
+        )
+        q = q.join(born, born.c.group_id == r.c.group_id).where(r.c.day <= limit)
     for gid, day in conn.execute(q):
         out[int(gid)].add(day)
     return out
 
 
-def _speakers_window(
-    conn: Connection, community: str, start: date, end: date, groups: Sequence[int] | None = None
-) -> dict[int, dict[date, dict[int, int]]]:
-    """Messages per member per day in [start, end], by group (only ``groups`` if given)."""
+def _first_weeks(conn: Connection, community: str, born: Mapping[int, date]) -> dict[int, dict[date, dict[int, int]]]:
+    """Messages per member per day in each group's first :data:`EARLY_DAYS` days (what early features read)."""
     r = m.table(m.Rollup)
     out: dict[int, dict[date, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    if groups is not None and not groups:
-        return out
-    q = select(r.c.group_id, r.c.day, r.c.member_id, r.c.messages).where(
-        r.c.community_id == community, r.c.day >= start, r.c.day <= end, r.c.messages > 0
-    )
-    if groups is not None:
-        q = q.where(r.c.group_id.in_(sorted(groups)))
-    for gid, day, mid, n in conn.execute(q):
-        out[int(gid)][day][int(mid)] = int(n)
+    ids = sorted(born)
+    for i in range(0, len(ids), 200):
+        cond = or_(*(
+            and_(r.c.group_id == g, r.c.day >= born[g], r.c.day <= born[g] + timedelta(days=EARLY_DAYS - 1))
+            for g in ids[i : i + 200]
+        ))
+        q = select(r.c.group_id, r.c.day, r.c.member_id, r.c.messages).where(
+            r.c.community_id == community, r.c.messages > 0, cond
+        )
+        for gid, day, mid, n in conn.execute(q):
+            out[int(gid)][day][int(mid)] = int(n)
     return out
 
 
 def _stays(
-    conn: Connection, community: str, tz: ZoneInfo
+    conn: Connection, community: str, tz: ZoneInfo, groups: Sequence[int] | None = None
 ) -> dict[int, list[tuple[object, date | None, date | None, object | None]]]:
     ms = m.table(m.Membership)
     g = m.table(m.Group)
@@ -453,6 +489,8 @@ def _stays(
         select(ms.c.group_id, ms.c.member_id, ms.c.joined_at, ms.c.left_at, ms.c.status, ms.c.inviter_member_id)
         .select_from(ms.join(g, and_(g.c.id == ms.c.group_id, g.c.community_id == community)))
     )
+    if groups is not None:
+        q = q.where(ms.c.group_id.in_(sorted(groups)))
     for gid, mid, joined, left, status, inviter in conn.execute(q):
         left_day = _local(left, tz)
         if status != "active" and left_day is None:
@@ -463,63 +501,135 @@ def _stays(
     return out
 
 
-def _present(
-    stays: Sequence[tuple[object, date | None, date | None, object | None]],
-    speakers: set[int],
-    day: date,
-) -> int:
-    listed = {s[0] for s in stays}
-    here = {
-        who for who, joined, left, _ in stays
-        if (joined is None or joined <= day) and (left is None or left > day)
-    }
-    return len(here | (speakers - listed))
-
-
-def _all_speakers(conn: Connection, community: str, until: date) -> dict[int, set[int]]:
-    r = m.table(m.MemberGroup)
-    out: dict[int, set[int]] = defaultdict(set)
-    q = select(r.c.group_id, r.c.member_id).where(
-        r.c.community_id == community, r.c.first_message_day <= until
-    )
-    for gid, mid in conn.execute(q):
-        out[int(gid)].add(int(mid))
-    return out
-
-
 def group_states(conn: Connection, community: str, as_of: date) -> list[GroupLife]:
     """Every group of ``community`` with its state on local day ``as_of``.
 
     Groups born after ``as_of`` are left out. Age counts from the group's
     first rollup day (its first event), or from when it was set up if it
     never had one.
+
+    The database does the counting (one row per group, or per group and week):
+    last day with a message, members present at the end of ``as_of`` (as
+    :func:`_present` counts them), distinct speakers of the last four 7-day
+    windows for the groups that spoke in the last week.
     """
     tz = _zone(conn, community)
     groups = [g for g in _groups(conn, community, tz) if g.born <= as_of]
-    active = _active_days(conn, community, as_of)
+    last_day = _last_active(conn, community, as_of)
     # only a group that spoke in the last week can be declining: the others need no speakers
     recent = as_of - timedelta(days=SILENT_DAYS - 1)
-    talking = [g for g, days in active.items() if any(d >= recent for d in days)]
-    window = _speakers_window(
-        conn, community, as_of - timedelta(days=7 * (DECLINE_WEEKS + 1) - 1), as_of, talking
-    )
-    stays = _stays(conn, community, tz)
-    speakers = _all_speakers(conn, community, as_of)
+    talking = [g for g, d in last_day.items() if d >= recent]
+    weekly = _weekly_speakers(conn, community, as_of, talking)
+    members, ever = _members_at(conn, community, as_of, tz)
     out = []
     for g in groups:
-        mine = stays.get(g.id, [])
-        members = _present(mine, speakers.get(g.id, set()), as_of)
-        ever = bool(mine) or bool(speakers.get(g.id))
+        last = last_day.get(g.id)
         state, last = classify(
             as_of,
             g.born,
-            active.get(g.id, ()),
-            {d: list(who) for d, who in window.get(g.id, {}).items()},
-            members,
-            ever_had_members=ever,
+            [last] if last is not None else (),
+            {},
+            members.get(g.id, 0),
+            ever_had_members=g.id in ever,
+            weekly_speakers=weekly.get(g.id, ()),
         )
-        out.append(GroupLife(g.key, g.name, (as_of - g.born).days, state, last, members))
+        out.append(GroupLife(g.key, g.name, (as_of - g.born).days, state, last, members.get(g.id, 0)))
     return out
+
+
+def _last_active(conn: Connection, community: str, until: date) -> dict[int, date]:
+    r = m.table(m.GroupDay)
+    q = (
+        select(r.c.group_id, func.max(r.c.day))
+        .where(r.c.community_id == community, r.c.day <= until, r.c.messages > 0)
+        .group_by(r.c.group_id)
+    )
+    return {int(gid): _as_day(d) for gid, d in conn.execute(q)}
+
+
+def _as_day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _weekly_speakers(conn: Connection, community: str, as_of: date, groups: Sequence[int]) -> dict[int, list[int]]:
+    """Distinct speakers of the 7 days ending on ``as_of`` and of each of the DECLINE_WEEKS weeks before, by group."""
+    out: dict[int, list[int]] = defaultdict(lambda: [0] * (DECLINE_WEEKS + 1))
+    if not groups:
+        return out
+    sqlite = conn.dialect.name == "sqlite"
+    back = (
+        f"CAST((julianday('{as_of.isoformat()}') - julianday(day)) AS INTEGER) / 7"
+        if sqlite else f"(DATE '{as_of.isoformat()}' - day) / 7"
+    )
+    first = as_of - timedelta(days=7 * (DECLINE_WEEKS + 1) - 1)
+    ids = ", ".join(str(int(g)) for g in sorted(groups))
+    sql = f"""SELECT group_id, {back} AS w, count(DISTINCT member_id) FROM rollups
+              WHERE community_id = :c AND group_id IN ({ids}) AND day >= :first AND day <= :end AND messages > 0
+              GROUP BY group_id, w"""
+    params: dict[str, Any] = {"c": community, "first": first, "end": as_of}
+    if sqlite:
+        params |= {"first": first.isoformat(), "end": as_of.isoformat()}
+    for gid, w, n in conn.execute(text(sql), params):
+        if 0 <= int(w) <= DECLINE_WEEKS:
+            out[int(gid)][int(w)] = int(n)
+    return out
+
+
+def _members_at(conn: Connection, community: str, as_of: date, tz: ZoneInfo) -> tuple[dict[int, int], set[int]]:
+    """Members present at the end of ``as_of`` per group (as :func:`_present` counts), and groups that ever had any.
+
+    Present: a membership joined by then (or of unknown join time) and not left
+    by then (a row that is not active and has no leave time is gone), plus
+    people who had spoken in the group by then without a membership row.
+    """
+    ms = m.table(m.Membership)
+    g = m.table(m.Group)
+    mg = m.table(m.MemberGroup)
+    # the end of the local day as_of, as an instant: a local day ≤ as_of ⟺ the instant is before it
+    cut = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+    present = case(
+        (
+            and_(
+                or_(ms.c.joined_at.is_(None), ms.c.joined_at < cut),
+                or_(
+                    and_(ms.c.left_at.is_(None), ms.c.status == "active"),
+                    and_(ms.c.left_at.is_not(None), ms.c.left_at >= cut),
+                ),
+            ),
+            1,
+        ),
+        else_=0,
+    )
+    counts: dict[int, int] = {}
+    ever: set[int] = set()
+    for gid, n in conn.execute(
+        select(ms.c.group_id, func.sum(present))
+        .select_from(ms.join(g, and_(g.c.id == ms.c.group_id, g.c.community_id == community)))
+        .group_by(ms.c.group_id)
+    ):
+        counts[int(gid)] = int(n or 0)
+        ever.add(int(gid))
+    unlisted = (
+        select(mg.c.group_id, func.count())
+        .where(
+            mg.c.community_id == community,
+            mg.c.first_message_day <= as_of,
+            ~select(ms.c.member_id)
+            .where(ms.c.group_id == mg.c.group_id, ms.c.member_id == mg.c.member_id)
+            .exists(),
+        )
+        .group_by(mg.c.group_id)
+    )
+    for gid, n in conn.execute(unlisted):
+        counts[int(gid)] = counts.get(int(gid), 0) + int(n)
+        ever.add(int(gid))
+    spoke = select(mg.c.group_id).where(mg.c.community_id == community, mg.c.first_message_day <= as_of).distinct()
+    ever.update(int(gid) for (gid,) in conn.execute(spoke))
+    return counts, ever
 
 
 def survival_curve(conn: Connection, community: str, as_of: date, max_age: int = 90) -> Survival:
@@ -529,7 +639,7 @@ def survival_curve(conn: Connection, community: str, as_of: date, max_age: int =
     """
     tz = _zone(conn, community)
     groups = [g for g in _groups(conn, community, tz) if g.has_events and g.born <= as_of]
-    active = _active_days(conn, community, as_of)
+    active = _active_days(conn, community, as_of, max_age)
     return survival([(g.born, active.get(g.id, set())) for g in groups], as_of, max_age)
 
 
@@ -545,9 +655,8 @@ def young_group_risks(conn: Connection, community: str, as_of: date) -> list[Ris
     ]
     if not groups:
         return []
-    earliest = min(g.born for g in groups)
-    window = _speakers_window(conn, community, earliest, as_of, [g.id for g in groups])
-    stays = _stays(conn, community, tz)
+    window = _first_weeks(conn, community, {g.id: g.born for g in groups})
+    stays = _stays(conn, community, tz, [g.id for g in groups])
     out = []
     for g in groups:
         f = early_features(g.born, window.get(g.id, {}), stays.get(g.id, []))

@@ -37,7 +37,8 @@ Definitions (where the spec left room, these are our choices; see
 
 from __future__ import annotations
 
-import itertools
+import functools
+import heapq
 import math
 from bisect import bisect_right
 from collections import defaultdict
@@ -127,11 +128,18 @@ def periods(start: date, end: date, grain: Grain) -> list[date]:
 def _as_date(value: Any) -> date | None:
     if value is None:
         return None
+    if type(value) is str:  # SQLite: a few hundred distinct days over 100k+ rows
+        return _parse_day(value)
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_day(value: str) -> date:
+    return date.fromisoformat(value[:10])
 
 
 def _as_dt(value: Any) -> datetime | None:
@@ -280,7 +288,7 @@ def data_range(conn: Connection, sc: Scope) -> tuple[date, date] | None:
 # ----------------------------------------------------- per (group, member)
 
 
-@dataclass
+@dataclass(slots=True)
 class Presence:
     """One member in one group: when first seen, when they spoke, how much."""
 
@@ -340,8 +348,10 @@ def _presences_kept(conn: Connection, sc: Scope, recent_from: date, end: date) -
         ),
         {"community": sc.community, "recent": _bind_day(conn, recent_from), "end": _bind_day(conn, end)},
     ):
-        recent[(int(g), int(mid))] = int(n)
+        recent[(g, mid)] = int(n)
     out: list[Presence] = []
+    as_date = _as_date
+    # ids and counters come back as ints from both drivers; days as dates or ISO strings
     for g, mid, first, fs, ls, msgs, ck in conn.execute(
         text(
             f"""SELECT group_id, member_id, first_day, first_message_day, last_message_day, messages, checkin_days
@@ -349,13 +359,8 @@ def _presences_kept(conn: Connection, sc: Scope, recent_from: date, end: date) -
         ),
         {"community": sc.community},
     ):
-        first_d = _as_date(first)
-        assert first_d is not None
         out.append(
-            Presence(
-                int(g), int(mid), first_d, _as_date(fs), _as_date(ls), int(msgs or 0),
-                recent.get((int(g), int(mid)), 0), int(ck or 0),
-            )
+            Presence(g, mid, as_date(first), as_date(fs), as_date(ls), msgs or 0, recent.get((g, mid), 0), ck or 0)  # type: ignore[arg-type]
         )
     return out
 
@@ -388,7 +393,7 @@ def _presences_scanned(conn: Connection, sc: Scope, start: date, recent_from: da
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     """One member across the scope's groups."""
 
@@ -573,46 +578,108 @@ def _series_kept(
     return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in rows.items()}
 
 
-def member_counter(conn: Connection, sc: Scope, end: date, pres: list[Presence] | None = None) -> MemberCounter:
+def member_counter(
+    conn: Connection, sc: Scope, end: date, pres: list[Presence] | None = None,
+    persons: dict[int, Person] | None = None,
+) -> MemberCounter:
+    """``persons`` (``people(pres)``), when the caller has it already, saves folding the presences again."""
     if pres is None:
         pres = presences(conn, sc, end, end)
     if sc.group is not None:
         return MemberCounter((p.first_seen, p.left) for p in pres)
-    return MemberCounter((q.first_seen, q.left) for q in people(pres).values())
+    if persons is None:
+        persons = people(pres)
+    return MemberCounter((q.first_seen, q.left) for q in persons.values())
 
 
 def checkin_stats(conn: Connection, sc: Scope, start: date, end: date, counter: MemberCounter) -> CheckinStats:
-    """Check-in rate and streak distributions over [start, end]."""
-    sql = f"""
-        SELECT DISTINCT member_id, {_day_expr(conn)} FROM rollups
-        WHERE {sc.where()} AND checkins > 0 AND day >= :start AND day <= :end
+    """Check-in rate and streak distributions over [start, end].
+
+    Streaks per member come from ``checkin_streaks`` (kept by the engine) when
+    the window holds all of the community's data, else from the rollups
+    (:func:`_streaks_scanned`).
     """
-    days: dict[int, list[int]] = defaultdict(list)
-    for mid, d in conn.execute(
-        text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
-    ):
-        days[int(mid)].append(int(d))
+    rows = _streaks_kept(conn, sc, start, end)
+    if rows is None:
+        rows = _streaks_scanned(conn, sc, start, end)
     longest = dict.fromkeys((b[0] for b in STREAK_BUCKETS), 0)
     current = dict.fromkeys((b[0] for b in STREAK_BUCKETS), 0)
     end_n = day_number(end)
     checkin_days = 0
-    for ds in days.values():
-        ds.sort()
-        checkin_days += len(ds)
-        best = run = 1
-        for a, b in itertools.pairwise(ds):
-            run = run + 1 if b == a + 1 else 1
-            best = max(best, run)
+    members = 0
+    for best, n, last, run in rows:
+        members += 1
+        checkin_days += n
         longest[_bucket(best)] += 1
         # a streak is current if it reached the last day or the day before
-        if ds[-1] >= end_n - 1:
+        if last >= end_n - 1:
             current[_bucket(run)] += 1
     member_days = 0
     d = start
     while d <= end:
         member_days += counter.at(d)
         d += timedelta(days=1)
-    return CheckinStats(checkin_days, member_days, longest, current, len(days))
+    return CheckinStats(checkin_days, member_days, longest, current, members)
+
+
+def _streaks_kept(conn: Connection, sc: Scope, start: date, end: date) -> list[tuple[int, int, int, int]] | None:
+    """(longest, days, last day number, run ending then) per member from ``checkin_streaks``, or None.
+
+    They answer for the whole community when [start, end] holds all of its
+    check-ins and the kept rows end where the rollups' check-ins end (the rows
+    are the engine's and current).
+    """
+    if sc.group is not None:
+        return None
+    params = {"community": sc.community}
+    first, last = conn.execute(
+        text("SELECT min(day), max(day) FROM rollups WHERE community_id = :community AND checkins > 0"), params
+    ).one()
+    kept_last = conn.execute(
+        text("SELECT max(last_day) FROM checkin_streaks WHERE community_id = :community"), params
+    ).scalar()
+    if first is None:
+        return [] if kept_last is None else None
+    if kept_last is None or _as_date(kept_last) != _as_date(last):
+        return None
+    if start > (_as_date(first) or start) or end < (_as_date(last) or end):
+        return None
+    return [
+        (int(best), int(n), day_number(_as_date(lastd) or end), int(run))
+        for best, n, lastd, run in conn.execute(
+            text("SELECT longest, days, last_day, run FROM checkin_streaks WHERE community_id = :community"), params
+        )
+    ]
+
+
+def _streaks_scanned(conn: Connection, sc: Scope, start: date, end: date) -> list[tuple[int, int, int, int]]:
+    """(longest, days, last day number, run ending then) per member who checked in within [start, end].
+
+    The database finds the streaks: a day's number minus its rank among the
+    member's days is the same along a run of consecutive days.
+    """
+    day = _day_expr(conn)
+    sql = f"""
+        WITH d AS (
+            SELECT member_id, {day} AS n FROM rollups
+            WHERE {sc.where()} AND checkins > 0 AND day >= :start AND day <= :end
+            GROUP BY member_id, day
+        ),
+        runs AS (
+            SELECT member_id, count(*) AS len, max(n) AS last FROM (
+                SELECT member_id, n, n - row_number() OVER (PARTITION BY member_id ORDER BY n) AS island FROM d
+            ) x GROUP BY member_id, island
+        )
+        SELECT max(len), sum(len), max(last), max(CASE WHEN last = mlast THEN len END)
+        FROM (SELECT member_id, len, last, max(last) OVER (PARTITION BY member_id) AS mlast FROM runs) y
+        GROUP BY member_id
+    """
+    return [
+        (int(best), int(n), int(last), int(run))
+        for best, n, last, run in conn.execute(
+            text(sql), {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
+        )
+    ]
 
 
 def _bucket(n: int) -> str:
@@ -773,13 +840,16 @@ class Lurker:
 
 
 def lurkers(
-    conn: Connection, sc: Scope, as_of: date, silent_days: int = 30, *, pres: list[Presence] | None = None
+    conn: Connection, sc: Scope, as_of: date, silent_days: int = 30, *, pres: list[Presence] | None = None,
+    persons: dict[int, Person] | None = None,
 ) -> list[Lurker]:
     """Members present at ``as_of`` silent for ``silent_days`` or more, longest silence first."""
-    if pres is None:
-        pres = presences(conn, sc, as_of, as_of)
+    if persons is None:
+        if pres is None:
+            pres = presences(conn, sc, as_of, as_of)
+        persons = people(pres)
     found = []
-    for q in people(pres).values():
+    for q in persons.values():
         if q.left is not None:
             continue
         since = q.last_spoke or q.first_seen
@@ -792,7 +862,11 @@ def lurkers(
         ident = names.get(q.member_id)
         if ident is None:  # erased
             continue
-        keys = sorted({sc.groups[g].key for g in q.groups if g in sc.groups})
+        if len(q.groups) == 1:
+            g = sc.groups.get(q.groups[0])
+            keys = [g.key] if g is not None else []
+        else:
+            keys = sorted({sc.groups[g].key for g in q.groups if g in sc.groups})
         out.append(Lurker(q.member_id, ident[0], ident[1], keys, quiet, q.last_spoke, q.first_seen))
     out.sort(key=lambda x: (-x.silent_days, x.user_id))
     return out
@@ -826,8 +900,11 @@ class Contributor:
 
 def top_contributors(conn: Connection, persons: dict[int, Person], n: int = 10) -> list[Contributor]:
     total = sum(p.messages for p in persons.values())
-    ranked = sorted((p for p in persons.values() if p.messages > 0), key=lambda p: (-p.messages, p.member_id))
-    names = member_names(conn, [p.member_id for p in ranked[: n * 2]])
+    # the first 2n by messages (names are looked up for those only, as erased members are skipped)
+    ranked = heapq.nsmallest(
+        n * 2, (p for p in persons.values() if p.messages > 0), key=lambda p: (-p.messages, p.member_id)
+    )
+    names = member_names(conn, [p.member_id for p in ranked])
     out = []
     for p in ranked:
         ident = names.get(p.member_id)

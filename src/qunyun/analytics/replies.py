@@ -15,6 +15,7 @@ Links from the ``qa`` playbook (when it exists) are not used yet.
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections import deque
@@ -322,9 +323,9 @@ def questions_in_period(
     start, end = _bounds(conn, community, since, until)
     messages = load_messages(conn, community, since, until, group_key)
     out: list[Question] = []
-    for group in dict.fromkeys(msg.group for msg in messages):
-        mine = [msg for msg in messages if msg.group == group]
-        out.extend(q for q in find_questions(mine) if start <= q.ts < end)
+    # load_messages orders by group: one slice per group, not a pass over all messages per group
+    for _group, mine in itertools.groupby(messages, key=lambda msg: msg.group):
+        out.extend(q for q in find_questions(list(mine)) if start <= q.ts < end)
     return out
 
 

@@ -257,8 +257,8 @@ def build_report(
             f"the report would start ({start}) after it ends ({end})", hint="give an earlier --since"
         )
     pres = timed("presences", lambda: mx.presences(conn, sc, start, end))
-    counter = timed("members", lambda: mx.member_counter(conn, sc, end, pres))
     persons = timed("people", lambda: mx.people(pres))
+    counter = timed("members", lambda: mx.member_counter(conn, sc, end, pres, persons))
     daily = timed("daily series", lambda: mx.series(conn, sc, start, end, "day", counter=counter))
     weekly = timed("weekly series", lambda: mx.series(conn, sc, start, end, "week", counter=counter))
     week_from = max(start, end - timedelta(days=6))
@@ -285,7 +285,7 @@ def build_report(
         activation=act,
         week_activation=sum(a.activated for a in week_act) / joined if joined else None,
         retention=timed("retention", lambda: mx.retention(conn, sc, start, end)),
-        lurkers=timed("lurkers", lambda: mx.lurkers(conn, sc, end, silent_days, pres=pres)),
+        lurkers=timed("lurkers", lambda: mx.lurkers(conn, sc, end, silent_days, pres=pres, persons=persons)),
         checkins=timed("check-ins", lambda: mx.checkin_stats(conn, sc, start, end, counter)),
         groups=(groups := timed("groups", lambda: mx.group_activity(sc, pres, start, end))),
         buckets=mx.size_buckets(groups),

@@ -43,24 +43,16 @@ from typing import Literal
 from sqlalchemy import Connection, select, text
 
 from qunyun.analytics import replies
+from qunyun.store import member_months as mmk
 from qunyun.store import models as m
+from qunyun.store.member_months import (  # shared with the engine
+    DAILY_CAP,
+    HALF_LIFE_DAYS,
+    LEVELS,
+    POINTS,
+)
 
-HALF_LIFE_DAYS = 14.0
 LOOKBACK_DAYS = 120
-DAILY_CAP = 30.0
-#: Activity points per rollup counter.
-POINTS: dict[str, float] = {
-    "messages": 1.0,
-    "replies": 1.0,
-    "links": 1.0,
-    "media": 0.5,
-    "checkins": 1.0,
-    "reactions_given": 0.2,
-    "reactions_received": 0.5,
-    "mentions_received": 0.5,
-}
-#: (level, lowest score), highest first.
-LEVELS: tuple[tuple[str, float], ...] = (("core", 100.0), ("active", 20.0), ("casual", 3.0), ("dormant", 0.0))
 #: A peak this close under a threshold reaches it: ``2 + 2·2^(-14/14)`` is
 #: exactly 3 (casual), but float rounding may leave it a hair short.
 TIE = 1e-9
@@ -362,7 +354,7 @@ def _scores_sql(dialect: str, as_of: date, period: Period) -> str:
 
 
 def member_values(
-    conn: Connection, community: str, as_of: date, *, period: Period = PERIOD
+    conn: Connection, community: str, as_of: date, *, period: Period = PERIOD, kept: bool | None = None
 ) -> list[MemberValue]:
     """Every (non-erased) member of ``community`` seen in the last :data:`LOOKBACK_DAYS` days.
 
@@ -371,6 +363,13 @@ def member_values(
     member; the result equals the day-by-day walk of :func:`held_level`,
     except that a peak within :data:`TIE` under a threshold counts as
     reaching it (the walk's rounding can fall either side of an exact tie).
+
+    With monthly periods and ``as_of`` on or after the community's last day
+    with data, the scores, levels and archetype counters come from the
+    ``member_months`` rows the engine keeps (a few per member, see
+    :func:`_kept`) and the rollups of at most a few boundary days; otherwise,
+    or with ``kept=False``, from the rollups (:func:`_scores_sql`). Both
+    give the same values.
     """
     first = as_of - timedelta(days=LOOKBACK_DAYS)
     start = period_start(as_of, period)
@@ -380,26 +379,32 @@ def member_values(
     def bind(d: date) -> object:
         return d.isoformat() if sqlite else d
 
-    found: dict[int, tuple[float, str, int, int, int]] = {}
-    params = {"community": community, "first": bind(first), "start": bind(start), "as_of": bind(as_of)}
-    for mid, score, peak, msgs, lm, att in conn.execute(text(_scores_sql(conn.dialect.name, as_of, period)), params):
-        level = level_of(float(peak or 0.0) + TIE)
-        found[int(mid)] = (float(score or 0.0), level, int(msgs or 0), int(lm or 0), int(att or 0))
-    mem = m.table(m.Member)
+    found = _kept(conn, community, as_of) if period == "month" and kept is not False else None
+    if found is None:
+        found = {}
+        params = {"community": community, "first": bind(first), "start": bind(start), "as_of": bind(as_of)}
+        sql = _scores_sql(conn.dialect.name, as_of, period)
+        for mid, score, peak, msgs, lm, att in conn.execute(text(sql), params):
+            level = level_of(float(peak or 0.0) + TIE)
+            found[int(mid)] = (float(score or 0.0), level, int(msgs or 0), int(lm or 0), int(att or 0))
     ms = m.table(m.Membership)
     g = m.table(m.Group)
-    people = {
-        int(mid): (uid, name)
+    # names of the members found only (not every member the community ever had), in chunks of ids
+    people: dict[int, tuple[str, str | None]] = {}
+    ids = sorted(found)
+    for i in range(0, len(ids), 10_000):
+        chunk = ", ".join(str(int(x)) for x in ids[i : i + 10_000])
         for mid, uid, name, erased in conn.execute(
-            select(mem.c.id, mem.c.user_id, mem.c.name, mem.c.erased).where(mem.c.community_id == community)
-        )
-        if not erased
-    }
+            text(f"SELECT id, user_id, name, erased FROM members WHERE community_id = :c AND id IN ({chunk})"),
+            {"c": community},
+        ):
+            if not erased:
+                people[int(mid)] = (uid, name)
     roles: dict[int, str] = {}
     for mid, role in conn.execute(
         select(ms.c.member_id, ms.c.role)
         .select_from(ms.join(g, g.c.id == ms.c.group_id))
-        .where(g.c.community_id == community, ms.c.status == "active")
+        .where(g.c.community_id == community, ms.c.status == "active", ms.c.role.in_(sorted(ADMIN_ROLES)))
     ):
         if role in ADMIN_ROLES:
             roles[int(mid)] = role
@@ -424,3 +429,137 @@ def member_values(
         out.append(MemberValue(mid, name or uid, round(score, 2), level, archetype(b, cut)))
     out.sort(key=lambda v: (-v.score, v.member_id))
     return out
+
+
+def _kept(conn: Connection, community: str, as_of: date) -> dict[int, tuple[float, str, int, int, int]] | None:
+    """Scores, held levels (monthly) and archetype counters from ``member_months``, or None if they cannot answer.
+
+    They answer when the community has rows there and ``as_of`` is on or
+    after its last day with rollups, which is also the last day of its
+    member-month rows (a check that the rows are the engine's and current).
+    With ``F`` = ``as_of − LOOKBACK_DAYS``, ``S`` the first of ``as_of``'s
+    month and ``h`` the half-life, per member:
+
+    * score = ``Σ weighted_M · 2^(−(as_of−M)/h)`` over the months from ``F``'s,
+      corrected by the rollups of the days of ``F``'s month outside
+      ``[F, as_of]`` (or, when fewer, those inside: then that month's row is
+      left out) — the day-by-day sum of :func:`_scores_sql`, regrouped;
+    * ``A`` (the score on ``S`` from the days before it) the same way, with
+      weights ``2^(−(S−M)/h)`` over the months before ``S``;
+    * the level held is the highest ``T`` with ``A ≥ need_T`` of ``S``'s row
+      (``T`` itself when the member has no row for that month), within :data:`TIE`;
+    * messages, links + media and attention over the archetype window: month
+      sums, corrected at the window's first month the same way.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+
+    def bind(d: date) -> object:
+        return d.isoformat() if sqlite else d
+
+    def lit(d: date) -> str:
+        return f"'{d.isoformat()}'" if sqlite else f"DATE '{d.isoformat()}'"
+
+    def num(x: float) -> str:
+        return repr(float(x)) if sqlite else f"CAST({float(x)!r} AS DOUBLE PRECISION)"
+
+    last_rollup = conn.execute(
+        text("SELECT max(day) FROM rollups WHERE community_id = :c"), {"c": community}
+    ).scalar()
+    last_kept = conn.execute(
+        text("SELECT max(last_day) FROM member_months WHERE community_id = :c"), {"c": community}
+    ).scalar()
+    if last_rollup is None or last_kept is None:
+        return None
+    last_r, last_k = mmk._to_date(last_rollup), mmk._to_date(last_kept)
+    if last_r != last_k or as_of < last_r:
+        return None
+    h = HALF_LIFE_DAYS
+    first = as_of - timedelta(days=LOOKBACK_DAYS)
+    start = period_start(as_of, "month")
+    window = as_of - timedelta(days=ARCHETYPE_DAYS - 1)
+    f_month, w_month = first.replace(day=1), window.replace(day=1)
+
+    def month_end(mo: date) -> date:
+        return date(mo.year + (mo.month == 12), mo.month % 12 + 1, 1) - timedelta(days=1)
+
+    # per boundary: subtract the month's days before the boundary, or use the days from it instead of the row
+    f_prefix = (first - f_month).days <= (month_end(f_month) - first).days + 1
+    w_prefix = (window - w_month).days <= (min(month_end(w_month), as_of) - window).days + 1
+    # the months' weights: score on as_of, A on the period's first day, archetype window
+    months = []
+    mo = f_month
+    while mo <= start:
+        skip_f = mo == f_month and not f_prefix
+        now_w = 0.0 if skip_f else 2.0 ** (-(as_of - mo).days / h)
+        start_w = 0.0 if skip_f or mo >= start else 2.0 ** (-(start - mo).days / h)
+        in_w = int(mo > w_month or (mo == w_month and w_prefix))
+        months.append(f"({lit(mo)}, {num(now_w)}, {num(start_w)}, {in_w})")
+        mo = month_end(mo) + timedelta(days=1)
+    # the boundary days read from the rollups, with their sign
+    days: dict[date, list[float]] = {}
+    if f_prefix:
+        rng, sign = (f_month, first - timedelta(days=1)), -1.0
+    else:
+        rng, sign = (first, month_end(f_month)), 1.0
+    d = rng[0]
+    while d <= rng[1]:
+        days[d] = [sign * 2.0 ** (-(as_of - d).days / h), sign * 2.0 ** (-(start - d).days / h), 0.0]
+        d += timedelta(days=1)
+    if w_prefix:
+        rng, wsign = (w_month, window - timedelta(days=1)), -1.0
+    else:
+        rng, wsign = (window, min(month_end(w_month), as_of)), 1.0
+    d = rng[0]
+    while d <= rng[1]:
+        days.setdefault(d, [0.0, 0.0, 0.0])[2] = wsign
+        d += timedelta(days=1)
+    mw = ",\n                ".join(months)
+    null_f = "NULL" if sqlite else "CAST(NULL AS DOUBLE PRECISION)"
+    null_d = "NULL" if sqlite else "CAST(NULL AS DATE)"
+    needs = ", ".join(f"CASE WHEN k.month = {lit(start)} THEN k.{c} END" for c in mmk.NEED_COLUMNS)
+    parts = [
+        f"""SELECT k.member_id AS member_id, k.weighted * mw.now_w AS s, k.weighted * mw.start_w AS a,
+                   k.messages * mw.in_w AS ms, k.links_media * mw.in_w AS lm, k.attention * mw.in_w AS att,
+                   k.last_day AS last, {needs}
+            FROM member_months k JOIN mw ON mw.month = k.month
+            WHERE k.community_id = :community AND k.month >= :f_month"""
+    ]
+    ctes = [f"mw (month, now_w, start_w, in_w) AS (VALUES {mw})"]
+    params = {"community": community, "f_month": bind(f_month), "first": bind(first)}
+    if days:
+        bigger, smaller = ("max", "min") if sqlite else ("GREATEST", "LEAST")
+        raw = " + ".join(f"{num(POINTS[k])} * {bigger}(r.{k}, 0)" for k in POINTS)
+        capped = f"{smaller}({num(DAILY_CAP)}, {raw})"
+        bw = ",\n                ".join(
+            f"({lit(d)}, {num(a)}, {num(b)}, {num(c)})" for d, (a, b, c) in sorted(days.items())
+        )
+        ctes.append(f"bw (day, now_w, start_w, in_w) AS (VALUES {bw})")
+        parts.append(
+            f"""SELECT r.member_id, {capped} * bw.now_w, {capped} * bw.start_w, r.messages * bw.in_w,
+                       (r.links + r.media) * bw.in_w, (r.reactions_received + r.mentions_received) * bw.in_w,
+                       {null_d}, {", ".join(null_f for _ in mmk.NEED_COLUMNS)}
+                FROM rollups r JOIN bw ON bw.day = r.day
+                WHERE r.community_id = :community AND r.day >= :lo AND r.day <= :hi"""
+        )
+        params |= {"lo": bind(min(days)), "hi": bind(max(days))}
+    # the level held: the highest threshold T with A ≥ need_T (T itself without a row for the period's month)
+    tie = num(TIE)
+    level = "CASE " + " ".join(
+        f"WHEN a + {tie} >= coalesce(n{i}, {num(low)}) THEN {i}" for i, (_, low) in enumerate(LEVELS[:-1])
+    ) + f" ELSE {len(LEVELS) - 1} END"
+    ncols = ", ".join(f"max({c}) AS n{i}" for i, c in enumerate(mmk.NEED_COLUMNS))
+    need_names = ", ".join(mmk.NEED_COLUMNS)
+    sql = f"""
+        WITH {", ".join(ctes)},
+        parts (member_id, s, a, ms, lm, att, last, {need_names}) AS ({" UNION ALL ".join(parts)}),
+        agg AS (
+            SELECT member_id, sum(s) AS s, sum(a) AS a, sum(ms) AS ms, sum(lm) AS lm, sum(att) AS att, {ncols}
+            FROM parts GROUP BY member_id HAVING max(last) >= :first
+        )
+        SELECT member_id, s, {level}, ms, lm, att FROM agg
+    """
+    names = [name for name, _ in LEVELS]
+    return {
+        int(mid): (max(0.0, float(sc or 0.0)), names[int(lv)], round(ms or 0), round(lm or 0), round(att or 0))
+        for mid, sc, lv, ms, lm, att in conn.execute(text(sql), params)
+    }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
+import operator
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -58,6 +59,7 @@ from qunyun.engine.playbook import Playbook
 from qunyun.engine.registry import Registry, default_registry
 from qunyun.engine.scheduler import next_due
 from qunyun.engine.unit import DELETED, MISSING, Layer, PendingJob, PendingTxn, Unit
+from qunyun.store import member_months as mm_
 from qunyun.store import models as m
 from qunyun.store.bulk import Bulk
 from qunyun.store.types import JSONText
@@ -757,6 +759,10 @@ class Engine:
                 if gids or table not in (msg, et):
                     self._scrub(conn, table, key_col, col, where, needle, label)
         conn.execute(update(mt).where(mt.c.id == mid).values(name=label, title=None, erased=True))
+        # the console's directory row holds their name and profile values: gone with them
+        # (derived data; an erased member gets no row again)
+        dt = m.table(m.MemberDirectoryRow)
+        conn.execute(delete(dt).where(dt.c.member_id == mid))
         cached = self._members.get((community, platform, member))
         if cached is not None:
             cached[1] = label
@@ -1773,6 +1779,7 @@ class Engine:
         self._flush_messages()
         if unit.rollups:
             self._flush_aggregates(unit.rollups)
+            self._flush_member_months(unit.rollups)  # member values' inputs (store/member_months.py)
             rows = [
                 (g, mm, b.day(d), counts["community_id"], *[counts[c] for c in _COUNTERS])
                 for (g, mm, d), counts in unit.rollups.items()
@@ -1966,6 +1973,213 @@ class Engine:
                 [(cid, b.day(c), b.day(w), n) for (cid, c, w), n in cells.items() if n],
                 add=("speakers",),
             )
+
+    def _flush_member_months(self, deltas: Mapping[tuple[int, int, date], Mapping[str, Any]]) -> None:
+        """Keep ``member_months`` (per member and month: decayed points, level needs, counters) with the rollups.
+
+        Called with the batch's rollup increments before they are written. A
+        rollup row's points are capped, so the stored counters of the rows
+        whose point counters move are read first (one query per 500 members,
+        ``(member_id, day)`` index), then those members' month rows. Days in
+        order (the usual case) update a row from its stored values; a late day,
+        or points that went down, rebuild that member's month from its rollups
+        (see store/member_months.py). Increments that move no point counter
+        (joins, leaves, mentions sent) only mark the day as seen.
+        """
+        conn = self._conn
+        assert conn is not None
+        b = self._bulk
+        mark = "?" if b.sqlite else "%s"
+        cols = mm_.ROLLUP_COLUMNS
+        weights = [mm_.POINTS.get(k, 0.0) for k in cols]
+        cap = mm_.DAILY_CAP
+        moving = {key: c for key, c in deltas.items() if any(c[k] for k in cols)}
+        pre: dict[tuple[int, int, date], tuple[Any, ...]] = {}
+        old: dict[tuple[int, date], mm_.MonthState] = {}
+        touched = sorted({mm for (_, mm, _) in moving})
+        if touched:
+            lo = min(d for (_, _, d) in moving)
+            hi = max(d for (_, _, d) in moving)
+            for i in range(0, len(touched), 500):
+                chunk = ", ".join(str(int(x)) for x in touched[i : i + 500])
+                for row in conn.exec_driver_sql(
+                    f"SELECT group_id, member_id, day, {', '.join(cols)} FROM rollups "
+                    f"WHERE member_id IN ({chunk}) AND day >= {mark} AND day <= {mark}",
+                    (b.day(lo), b.day(hi)),
+                ):
+                    pre[(int(row[0]), int(row[1]), _to_date(row[2]))] = tuple(row[3:])
+                for row in conn.exec_driver_sql(
+                    f"SELECT member_id, {', '.join(mm_.COLUMNS[1:])} FROM member_months "
+                    f"WHERE member_id IN ({chunk}) AND month >= {mark} AND month <= {mark}",
+                    (b.day(mm_.month_of(lo)), b.day(mm_.month_of(hi))),
+                ):
+                    st = mm_.from_row(row[1:], _to_date)
+                    old[(int(row[0]), st.month)] = st
+        zero = (0,) * len(cols)
+        # per member and month: the days touched, with the change of the day's points
+        changes: dict[tuple[int, date], tuple[str, dict[date, float], list[Mapping[str, Any]]]] = {}
+        seen_only: dict[tuple[int, date], tuple[str, date]] = {}
+        months: dict[date, date] = {}
+        for (g, mm, d), c in deltas.items():
+            month = months.get(d)
+            if month is None:
+                month = months[d] = mm_.month_of(d)
+            key = (mm, month)
+            if (g, mm, d) not in moving:
+                last = seen_only.get(key)
+                if last is None or d > last[1]:
+                    seen_only[key] = (c["community_id"], d)
+                continue
+            before = pre.get((g, mm, d), zero)
+            step = [c[k] for k in cols]
+            if min(before) >= 0 and min(step) >= 0:  # counters only grow: no clamping at 0 needed
+                p0 = sum(map(operator.mul, weights, before))
+                p1 = p0 + sum(map(operator.mul, weights, step))
+            else:
+                p0 = sum(w * max(0, v) for w, v in zip(weights, before, strict=True))
+                p1 = sum(w * max(0, v + dv) for w, v, dv in zip(weights, before, step, strict=True))
+            dp = min(cap, p1) - min(cap, p0)
+            entry = changes.get(key)
+            if entry is None:
+                entry = changes[key] = (c["community_id"], {}, [])
+            entry[1][d] = entry[1].get(d, 0.0) + dp
+            entry[2].append(c)
+        rows = []
+        for (mm, month), (cid, days, counts) in changes.items():
+            state: mm_.MonthState | None = old.get((mm, month))
+            moved = [d for d, dp in days.items() if dp != 0]
+            last_p = state.last_points_day if state is not None else None
+            late = last_p is not None and any(
+                d < last_p for d in moved
+            )
+            if late or any(days[d] < 0 for d in moved):
+                state = self._member_month_rebuilt(mm, month, cid, deltas)
+            else:
+                if state is None:
+                    state = mm_.MonthState(cid, month)
+                for d in sorted(days):
+                    state.seen(d)
+                    state.add_points(d, days[d])
+                for c in counts:
+                    state.add_counts(c)
+            seen = seen_only.pop((mm, month), None)
+            if seen is not None:
+                state.seen(seen[1])
+            rows.append(state.row(mm, b.day))
+        b.upsert(conn, m.table(m.MemberMonth), mm_.COLUMNS, ("member_id", "month"), rows, replace=mm_.COLUMNS[2:])
+        if seen_only:
+            # a new row, or only a later last day for a stored one
+            b.upsert(
+                conn, m.table(m.MemberMonth), mm_.COLUMNS, ("member_id", "month"),
+                [mm_.MonthState(cid, month, last_day=d).row(mm, b.day) for (mm, month), (cid, d) in seen_only.items()],
+                high=("last_day",),
+            )
+        self._flush_streaks(deltas, pre)
+
+    def _flush_streaks(
+        self, deltas: Mapping[tuple[int, int, date], Mapping[str, Any]], pre: Mapping[tuple[int, int, date], Any]
+    ) -> None:
+        """Keep ``checkin_streaks``: a member's days with a check-in in any group, longest and current run.
+
+        ``pre`` holds the touched members' stored rollup rows of the batch's
+        days (``mm_.ROLLUP_COLUMNS``). A new day after the last one extends or
+        restarts the run; an earlier day, or a day that lost its check-in,
+        rebuilds the member's row from the rollups.
+        """
+        ck = mm_.ROLLUP_COLUMNS.index("checkins")
+        changed: dict[tuple[int, date], list[tuple[int, int]]] = {}
+        for (g, mm, d), c in deltas.items():
+            if c["checkins"]:
+                changed.setdefault((mm, d), []).append((g, int(c["checkins"])))
+        moved = set(changed)
+        if not moved:
+            return
+        conn = self._conn
+        assert conn is not None
+        b = self._bulk
+        mark = "?" if b.sqlite else "%s"
+        # per member-day: check-ins per group, stored and after this batch
+        stored: dict[tuple[int, date], dict[int, int]] = {}
+        for (g, mm, d), row in pre.items():
+            if (mm, d) in moved:
+                stored.setdefault((mm, d), {})[g] = int(row[ck] or 0)
+        gained: dict[int, list[date]] = {}
+        rebuild: set[int] = set()
+        for mm, d in moved:
+            per_group = stored.get((mm, d), {})
+            was = any(n > 0 for n in per_group.values())
+            now_ = dict(per_group)
+            for g, n in changed[(mm, d)]:
+                now_[g] = now_.get(g, 0) + n
+            now = any(n > 0 for n in now_.values())
+            if now and not was:
+                gained.setdefault(mm, []).append(d)
+            elif was and not now:
+                rebuild.add(mm)
+        members = sorted(set(gained) | rebuild)
+        if not members:
+            return
+        cid_of = {mm: c["community_id"] for (_, mm, _), c in deltas.items()}
+        stored_rows: dict[int, mm_.Streak] = {}
+        ids = ", ".join(str(int(x)) for x in members)
+        for mm, days, longest, last, run in conn.exec_driver_sql(
+            f"SELECT member_id, days, longest, last_day, run FROM checkin_streaks WHERE member_id IN ({ids})"
+        ):
+            stored_rows[int(mm)] = mm_.Streak(int(days), int(longest), _to_date(last), int(run))
+        out = []
+        for mm in members:
+            st = stored_rows.get(mm)
+            ok = mm not in rebuild
+            for d in sorted(gained.get(mm, ())):
+                if not ok:
+                    break
+                if st is None:
+                    st = mm_.Streak(1, 1, d, 1)
+                else:
+                    ok = st.add(d)
+            if not ok:
+                # the member's check-in days from the rollups, with this batch's increments
+                days_ck: dict[tuple[int, date], int] = {}
+                for g, d, n in conn.exec_driver_sql(
+                    f"SELECT group_id, day, checkins FROM rollups WHERE member_id = {mark}", (int(mm),)
+                ):
+                    days_ck[(int(g), _to_date(d))] = int(n or 0)
+                for (g, mm2, d), c in deltas.items():
+                    if mm2 == mm:
+                        days_ck[(g, d)] = days_ck.get((g, d), 0) + c["checkins"]
+                st = mm_.streak_of(d for (_, d), n in days_ck.items() if n > 0)
+            if st is None:
+                conn.exec_driver_sql(f"DELETE FROM checkin_streaks WHERE member_id = {mark}", (int(mm),))
+                continue
+            out.append((mm, cid_of[mm], st.days, st.longest, b.day(st.last_day), st.run))
+        b.upsert(
+            conn, m.table(m.CheckinStreak), ("member_id", "community_id", "days", "longest", "last_day", "run"),
+            ("member_id",), out, replace=("days", "longest", "last_day", "run"),
+        )
+
+    def _member_month_rebuilt(
+        self, member: int, month: date, cid: str, deltas: Mapping[tuple[int, int, date], Mapping[str, Any]]
+    ) -> mm_.MonthState:
+        """One member's month from its stored rollups plus this batch's increments (the rare path)."""
+        conn = self._conn
+        assert conn is not None
+        b = self._bulk
+        mark = "?" if b.sqlite else "%s"
+        cols = mm_.ROLLUP_COLUMNS
+        nxt = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+        found: dict[tuple[int, date], dict[str, Any]] = {}
+        for row in conn.exec_driver_sql(
+            f"SELECT group_id, day, {', '.join(cols)} FROM rollups WHERE member_id = {mark} "
+            f"AND day >= {mark} AND day < {mark}",
+            (int(member), b.day(month), b.day(nxt)),
+        ):
+            found[(int(row[0]), _to_date(row[1]))] = {k: row[2 + i] or 0 for i, k in enumerate(cols)}
+        for (g, mm, d), c in deltas.items():
+            if mm == member and month <= d < nxt:
+                row_ = found.setdefault((g, d), dict.fromkeys(cols, 0))
+                for k in cols:
+                    row_[k] += c[k]
+        return mm_.month_state(cid, month, [(d, c) for (_, d), c in found.items()])
 
     def _flush_ledger(self, txns: list[PendingTxn]) -> None:
         conn = self._conn

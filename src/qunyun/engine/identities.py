@@ -323,6 +323,27 @@ def _member_groups(merge: Merge, t: Any) -> None:
     conn.execute(text(m.aggregate_sql(merge.dialect, where=f"member_id = {int(merge.target)}")[1]))
 
 
+def _member_months(merge: Merge, t: Any) -> None:
+    """Rebuilt for the target from its (already merged) rollups, like member_groups."""
+    from qunyun.store.member_months import rebuild
+
+    merge.conn.execute(delete(t).where(t.c.member_id.in_([merge.target, merge.source])))
+    rebuild(merge.conn, where=f"member_id = {int(merge.target)}")
+
+
+def _checkin_streaks(merge: Merge, t: Any) -> None:
+    """Rebuilt for the target from its (already merged) rollups."""
+    from qunyun.store.member_months import streaks_sql
+
+    merge.conn.execute(delete(t).where(t.c.member_id.in_([merge.target, merge.source])))
+    merge.conn.exec_driver_sql(streaks_sql(merge.dialect, where=f"member_id = {int(merge.target)}"))
+
+
+def _directory(merge: Merge, t: Any) -> None:
+    """The console's search rows of both members are dropped; the console builds the target's again."""
+    merge.conn.execute(delete(t).where(t.c.member_id.in_([merge.target, merge.source])))
+
+
 #: Every column that holds a member id, and what a merge does with it. A new
 #: table with a column pointing at ``members.id`` must be listed here:
 #: ``tests/test_identities.py`` walks the schema and fails otherwise. Rules
@@ -334,7 +355,10 @@ MERGE_RULES: dict[tuple[str, str], Callable[[Merge, Any], None]] = {
     ("ledger_accounts", "member_id"): _ledger,
     ("rollups", "member_id"): _rollups,
     ("member_groups", "member_id"): _member_groups,
+    ("member_months", "member_id"): _member_months,
+    ("checkin_streaks", "member_id"): _checkin_streaks,
     ("member_identities", "member_id"): _move("member_id"),
+    ("member_directory", "member_id"): _directory,
 }
 
 
@@ -584,6 +608,8 @@ def _merge(
         moved[f"{table_name}.{col}"] = int(n)
         if n:
             rule(merge, t)
+    # the target's console directory row is stale even when the source had none: drop it too
+    _directory(merge, m.table(m.MemberDirectoryRow))
     # records name members by user id
     if merge.source_id[1] != merge.target_id[1]:
         rt = m.table(m.Record)

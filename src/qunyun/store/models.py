@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -382,6 +383,53 @@ class RetentionCell(Base):
     speakers: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class MemberMonth(Base):
+    """One member's member-value inputs for one local month (``qunyun.store.member_months``).
+
+    Kept by the engine with the rollups (same transaction); the health report
+    reads these few rows per member instead of 120 days of rollups.
+    """
+
+    __tablename__ = "member_months"
+    __table_args__ = (Index("ix_member_months_community_id_month", "community_id", "month"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    #: the month's first day
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    #: the last day of the month with any rollup row; the last with points
+    last_day: Mapped[date] = mapped_column(Date)
+    last_points_day: Mapped[date | None] = mapped_column(Date)
+    points: Mapped[float] = mapped_column(Double, default=0.0)
+    #: Σ points(d)·2^((d − month)/half-life)
+    weighted: Mapped[float] = mapped_column(Double, default=0.0)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    links_media: Mapped[int] = mapped_column(BigInteger, default=0)
+    attention: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the smallest score on the month's first day that reaches each level within the month
+    need_core: Mapped[float] = mapped_column(Double, default=100.0)
+    need_active: Mapped[float] = mapped_column(Double, default=20.0)
+    need_casual: Mapped[float] = mapped_column(Double, default=3.0)
+
+
+class CheckinStreak(Base):
+    """One member's check-in streaks over all time (days with a check-in in any group of the community).
+
+    Kept by the engine with the rollups; ``run`` is the length of the streak
+    that ends on ``last_day``.
+    """
+
+    __tablename__ = "checkin_streaks"
+    __table_args__ = (Index("ix_checkin_streaks_community_id", "community_id"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    days: Mapped[int] = mapped_column(Integer, default=0)
+    longest: Mapped[int] = mapped_column(Integer, default=0)
+    last_day: Mapped[date] = mapped_column(Date)
+    run: Mapped[int] = mapped_column(Integer, default=0)
+
+
 #: Counters a playbook may bump with ``ctx.count(name)``.
 ROLLUP_COUNTERS = (
     "messages",
@@ -493,6 +541,80 @@ class ConfigVersion(Base):
     actor: Mapped[str] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(String(512))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MemberDirectoryRow(Base):
+    """One member as the console's directory searches it (migration 0007).
+
+    Derived data, kept by ``qunyun.console.directory``: the texts a search
+    may match, already NFKC-normalised and case-folded, and the numbers it
+    sorts by, so a search reads one compact row per member instead of the
+    profile JSON, levels state and ledger. ``view`` is what a console viewer
+    may see of the row at the community's sharing level (0 nothing, 1 the
+    public fields, 2 everything); each text starts with the part a viewer may
+    match (``*_len`` characters long), so one column serves both audiences
+    and the rows stay narrow (a search reads them all). It holds names and
+    profile values: erasing a member deletes the row (``Engine.erase_member``),
+    merging two members deletes both rows (``identities.MERGE_RULES``); the
+    console rebuilds them.
+    """
+
+    __tablename__ = "member_directory"
+    __table_args__ = (
+        Index("ix_member_directory_last_seen", "community_id", "last_seen_at", "member_id"),
+        Index("ix_member_directory_first_seen", "community_id", "first_seen_at", "member_id"),
+        Index("ix_member_directory_name", "community_id", "name_key", "member_id"),
+        Index("ix_member_directory_points", "community_id", "points", "member_id"),
+        Index("ix_member_directory_level", "community_id", "level", "member_id"),
+        Index("ix_member_directory_messages", "community_id", "messages", "member_id"),
+        Index("ix_member_directory_view", "community_id", "view", "member_id"),
+    )
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True, autoincrement=False)
+    community_id: Mapped[str] = mapped_column(String(64))
+    view: Mapped[int] = mapped_column(Integer)
+    #: the name lower-cased (Python ``str.lower``, clipped), the name sort's key
+    name_key: Mapped[str] = mapped_column(String(256))
+    #: name, user id and every configured field, what an admin's free text matches; the
+    #: first ``viewer_len`` characters are what a viewer's may match (the rest is hidden)
+    search: Mapped[str] = mapped_column(Text)
+    viewer_len: Mapped[int] = mapped_column(Integer)
+    #: the expertise (untagged-prefix tag fields) and city fields, the viewer's part first
+    expertise: Mapped[str] = mapped_column(Text)
+    expertise_len: Mapped[int] = mapped_column(Integer)
+    city: Mapped[str] = mapped_column(Text)
+    city_len: Mapped[int] = mapped_column(Integer)
+    #: the stored tags as ``|tag|tag|``
+    tags: Mapped[str] = mapped_column(Text)
+    #: memberships as ``|<groups.id>:<status>|…|``
+    groups: Mapped[str] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(BigInteger)
+    messages: Mapped[int] = mapped_column(BigInteger)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the community epoch the row was read at
+    epoch: Mapped[int] = mapped_column(BigInteger)
+
+
+class MemberDirectoryState(Base):
+    """How far ``member_directory`` is built, per community: the watermarks of its last refresh."""
+
+    __tablename__ = "member_directory_state"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the directory settings it was built with (profile fields, sharing level, points currency)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    member_mark: Mapped[int] = mapped_column(BigInteger)
+    event_mark: Mapped[int] = mapped_column(BigInteger)
+    posting_mark: Mapped[int] = mapped_column(BigInteger)
+    record_mark: Mapped[int] = mapped_column(BigInteger)
+    state_mark: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: members whose rows the last refresh rewrote (a full build: all)
+    refreshed_rows: Mapped[int] = mapped_column(Integer)
 
 
 def table(model: type[Base]) -> Table:
