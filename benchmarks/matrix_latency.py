@@ -4,6 +4,8 @@
     python benchmarks/matrix_latency.py --rate 50 --seconds 10
     python benchmarks/matrix_latency.py --rooms 10           # the same load spread over 10 rooms
     python benchmarks/matrix_latency.py --homeserver-db sqlite   # Synapse on SQLite, as the tests run it
+    python benchmarks/matrix_latency.py --rate 100 --homeserver-only   # no bot: what Synapse alone takes
+    python benchmarks/matrix_latency.py --synapse-python /path/to/venv/bin/python   # one with psycopg2
 
 Starts Synapse on loopback (the generated config of the tests' fixture,
 ``tests/adapters/synapse.py``, set up for load: PostgreSQL by default, see
@@ -19,7 +21,7 @@ go out in order).
 The people are a separate process (``PUT /send`` with plain aiohttp, as
 their own clients would be), so their CPU is not the bot's; Synapse needs
 ``psycopg2`` for PostgreSQL: ``--synapse-python`` names an interpreter that
-has it (``pip install 'matrix-synapse[postgres]'``).
+has it (``pip install psycopg2-binary`` there).
 
 For each message it measures, on one monotonic clock (shared by the
 processes):
@@ -32,9 +34,17 @@ processes):
 - **homeserver out**: the ``deliver`` call (PUT …/send/m.room.message/{txnId}).
 
 and reports the median and p99 of each, the share of the total spent in
-each part, whether anything was lost or doubled, and the CPU seconds each
+each part, whether anything was lost or doubled, the pause between a
+room's answers (the runtime's own bookkeeping), and the CPU seconds each
 process used while the load ran (Synapse, its PostgreSQL connections, the
-bot process and, in it, ``Engine.handle``, the people).
+bot process and, in it, ``Engine.handle``, the people), with Synapse's own
+accounting per endpoint, background task and database transaction (its
+Prometheus metrics, on a second loopback port).
+
+Experiments: ``--synapse-set KEY=YAML`` changes one homeserver setting;
+``--state-save-seconds`` how often the adapter writes its sync position;
+``--skip-own-events`` leaves the bot's own events out of its /sync (not how
+the adapter runs: it would miss the removals it makes itself).
 """
 
 from __future__ import annotations
@@ -82,7 +92,6 @@ TUNING: dict[str, Any] = {
     # a bigger event cache: the rooms' recent events and their auth chains stay in memory
     "event_cache_size": "50K",
     "caches": {"global_factor": 4.0},
-    "push": {"include_content": False},
 }
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -136,14 +145,22 @@ def synapse_database(admin_url: str, name: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def tune(config_path: Path, pg: dict[str, Any] | None, metrics_port: int) -> None:
-    """Rewrite the fixture's homeserver.yaml for the benchmark: PostgreSQL (if given), :data:`TUNING`, metrics."""
+def tune(config_path: Path, pg: dict[str, Any] | None, metrics_port: int, extra: list[str] | None = None) -> None:
+    """Rewrite the fixture's homeserver.yaml for the benchmark: PostgreSQL (if given), :data:`TUNING`, metrics,
+    and the ``--synapse-set KEY=YAML`` overrides."""
     import yaml
 
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     if pg is not None:
         config["database"] = {"name": "psycopg2", "args": {**pg, "cp_min": 5, "cp_max": 10}}
     config.update(TUNING)
+    for item in extra or []:  # KEY=YAML, KEY may be dotted: database.args.options=-c synchronous_commit=off
+        key, _, value = item.partition("=")
+        *parents, last = key.strip().split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = yaml.safe_load(value)
     # Prometheus metrics on a second loopback port: where Synapse spends its CPU, per endpoint and per task
     config["enable_metrics"] = True
     config["listeners"].append({"port": metrics_port, "type": "metrics", "bind_addresses": ["127.0.0.1"]})
@@ -244,16 +261,100 @@ async def _call(session: Any, url: str, method: str, path: str, token: str, body
         return data
 
 
+class Bot:
+    """qunyun's side, instrumented: the adapter, the runtime, the engine, and when each event got where."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path, url: str, token: str, user_id: str,
+                 rooms: list[str]) -> None:
+        from qunyun.adapters.matrix import MatrixAdapter, MatrixSettings
+        from qunyun.config.model import settings_from_text
+        from qunyun.core.clock import SystemClock
+        from qunyun.engine.engine import Engine
+        from qunyun.runtime import Runtime, rooms_of
+        from qunyun.store.db import migrate, open_engine
+
+        groups = "\n".join(f'      - {{id: room{i}, platform: matrix, room: "{r}"}}' for i, r in enumerate(rooms))
+        settings = settings_from_text(CONFIG.format(groups=groups), "<bench>")
+        self.db = open_engine(args.db or f"sqlite:///{workdir / 'qunyun.db'}")
+        migrate(self.db)
+        mx = MatrixSettings(homeserver=url, user_id=user_id, access_token_env="UNUSED",
+                            state_file=str(workdir / "matrix-state.json"),
+                            limits={"per_group": None, "overall": None})
+        self.adapter = adapter = MatrixAdapter(mx, rooms=rooms_of(settings, "matrix"), access_token=token)
+        if args.state_save_seconds is not None:
+            adapter.STATE_SAVE_SECONDS = args.state_save_seconds
+        if args.skip_own_events:  # an experiment: the bot's own events no longer wake its /sync
+            call = adapter._call
+
+            async def filtered_call(method: Any, path: Any, content: Any = None, *a: Any, **kw: Any) -> Any:
+                if str(path).endswith("/filter") and isinstance(content, dict):
+                    content["room"]["timeline"]["not_senders"] = [user_id]
+                return await call(method, path, content, *a, **kw)
+
+            adapter._call = filtered_call  # type: ignore[method-assign]
+        engine = Engine(self.db, settings, clock=SystemClock(), capabilities={"matrix": adapter.capabilities})
+        self.handed: dict[str, float] = {}     # event id → the adapter handed it to the runtime
+        self.in_engine: dict[str, tuple[float, float]] = {}
+        self.delivering: dict[str, tuple[float, float]] = {}  # cause → deliver start, end
+        #: room → (start, end) of every accepted answer there, to see the pause between a room's answers
+        self.per_room: dict[str, list[tuple[float, float]]] = {}
+        self.doubled: list[str] = []
+        self.engine_cpu = 0.0
+        self.flying = [0, 0]  # now, most
+        handle = engine.handle
+
+        def timed_handle(event: Any) -> Any:
+            t0, c0 = time.monotonic(), time.thread_time()
+            out = handle(event)
+            self.in_engine[event.id] = (t0, time.monotonic())
+            self.engine_cpu += time.thread_time() - c0
+            return out
+
+        engine.handle = timed_handle  # type: ignore[method-assign]
+        deliver = adapter.deliver
+
+        async def timed_deliver(action: dict[str, Any]) -> Any:
+            t0 = time.monotonic()
+            self.flying[0] += 1
+            self.flying[1] = max(self.flying)
+            try:
+                result = await deliver(action)
+            finally:
+                self.flying[0] -= 1
+            if result.status == "ok":
+                if action["cause"] in self.delivering:
+                    self.doubled.append(action["cause"])
+                self.delivering[action["cause"]] = (t0, time.monotonic())
+                self.per_room.setdefault(str(action.get("room")), []).append(self.delivering[action["cause"]])
+            return result
+
+        adapter.deliver = timed_deliver  # type: ignore[method-assign]
+        self.runtime = Runtime(engine, [adapter], poll_seconds=1.0, tick_seconds=1.0, flush_seconds=30,
+                               concurrency=args.concurrency)
+        self.task: asyncio.Task[Any] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.runtime.run())
+        while self.adapter._sink is None or self.adapter.syncs < 1:
+            await asyncio.sleep(0.05)
+        sink = self.adapter._sink
+
+        async def timed_sink(event: Any) -> bool:
+            self.handed[event.id] = time.monotonic()
+            return await sink(event)
+
+        self.adapter._sink = timed_sink
+
+    async def stop(self) -> None:
+        self.runtime.request_stop("benchmark over")
+        if self.task is not None:
+            await self.task
+        self.db.dispose()
+
+
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import aiohttp
-    from tests.adapters.synapse import Synapse
-
-    from qunyun.adapters.matrix import MatrixAdapter, MatrixSettings
-    from qunyun.config.model import settings_from_text
-    from qunyun.core.clock import SystemClock
-    from qunyun.engine.engine import Engine
-    from qunyun.runtime import Runtime, rooms_of
-    from qunyun.store.db import migrate, open_engine
+    from tests.adapters.synapse import Synapse, free_port
 
     rate, seconds, rooms_n = args.rate, args.seconds, args.rooms
     server = Synapse(workdir / "synapse", python=args.synapse_python)
@@ -263,94 +364,41 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         pg: dict[str, Any] | None = None
         dbname = ""
         if args.homeserver_db == "postgresql":
-            dbname = stack.enter_context(synapse_database(args.pg_admin, f"synapse_bench_{os.getpid()}"))
             from sqlalchemy.engine import make_url
 
+            dbname = stack.enter_context(synapse_database(args.pg_admin, f"synapse_bench_{os.getpid()}"))
             u = make_url(args.pg_admin)
             pg = {"user": u.username or "postgres", "host": u.host or "127.0.0.1", "port": u.port or 5432,
                   "database": dbname}
             if u.password:
                 pg["password"] = u.password
-        from tests.adapters.synapse import free_port
-
-        metrics_url = f"http://127.0.0.1:{free_port()}/_synapse/metrics"
-        tune(workdir / "synapse" / "homeserver.yaml", pg, int(metrics_url.split(":")[2].split("/")[0]))
+        metrics_port = free_port()
+        metrics_url = f"http://127.0.0.1:{metrics_port}/_synapse/metrics"
+        tune(workdir / "synapse" / "homeserver.yaml", pg, metrics_port, args.synapse_set)
         server.start()
         stack.callback(server.stop)
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
 
         tag = secrets.token_hex(3)
-        bot = server.register(f"bot{tag}")
+        bot_account = server.register(f"bot{tag}")
         senders = [server.register(f"p{i}{tag}", displayname=f"成员{i}") for i in range(args.senders)]
         rooms: list[str] = []
         for _ in range(rooms_n):
             made = await _call(session, server.url, "POST", "/_matrix/client/v3/createRoom", senders[0].access_token, {
-                "preset": "public_chat", "invite": [bot.user_id],
-                "power_level_content_override": {"users": {bot.user_id: 50}},
+                "preset": "public_chat", "invite": [bot_account.user_id],
+                "power_level_content_override": {"users": {bot_account.user_id: 50}},
             })
             room = made["room_id"]
             for p in senders[1:]:
                 await _call(session, server.url, "POST", f"/_matrix/client/v3/join/{room}", p.access_token, {})
             rooms.append(room)
 
-        groups = "\n".join(f'      - {{id: room{i}, platform: matrix, room: "{r}"}}' for i, r in enumerate(rooms))
-        settings = settings_from_text(CONFIG.format(groups=groups), "<bench>")
-        db = open_engine(args.db or f"sqlite:///{workdir / 'qunyun.db'}")
-        migrate(db)
-        stack.callback(db.dispose)
-        mx = MatrixSettings(homeserver=server.url, user_id=bot.user_id, access_token_env="UNUSED",
-                            state_file=str(workdir / "matrix-state.json"),
-                            limits={"per_group": None, "overall": None})
-        adapter = MatrixAdapter(mx, rooms=rooms_of(settings, "matrix"), access_token=bot.access_token)
-        engine = Engine(db, settings, clock=SystemClock(), capabilities={"matrix": adapter.capabilities})
-
-        handed: dict[str, float] = {}     # event id → the adapter handed it to the runtime
-        in_engine: dict[str, tuple[float, float]] = {}
-        delivering: dict[str, tuple[float, float]] = {}  # cause → deliver start, end
-        doubled: list[str] = []
-        engine_cpu = [0.0]
-
-        handle = engine.handle
-
-        def timed_handle(event: Any) -> Any:
-            t0, c0 = time.monotonic(), time.thread_time()
-            out = handle(event)
-            in_engine[event.id] = (t0, time.monotonic())
-            engine_cpu[0] += time.thread_time() - c0
-            return out
-
-        engine.handle = timed_handle  # type: ignore[method-assign]
-        deliver = adapter.deliver
-        flying = [0, 0]  # now, most
-
-        async def timed_deliver(action: dict[str, Any]) -> Any:
-            t0 = time.monotonic()
-            flying[0] += 1
-            flying[1] = max(flying)
-            try:
-                result = await deliver(action)
-            finally:
-                flying[0] -= 1
-            if result.status == "ok":
-                if action["cause"] in delivering:
-                    doubled.append(action["cause"])
-                delivering[action["cause"]] = (t0, time.monotonic())
-            return result
-
-        adapter.deliver = timed_deliver  # type: ignore[method-assign]
-        runtime = Runtime(engine, [adapter], poll_seconds=1.0, tick_seconds=1.0, flush_seconds=30,
-                          concurrency=args.concurrency)
-        task = asyncio.create_task(runtime.run())
-        while adapter._sink is None or adapter.syncs < 1:
-            await asyncio.sleep(0.05)
-        sink = adapter._sink
-
-        async def timed_sink(event: Any) -> bool:
-            handed[event.id] = time.monotonic()
-            return await sink(event)
-
-        adapter._sink = timed_sink
+        bot: Bot | None = None
+        if not args.homeserver_only:
+            bot = Bot(args, workdir, server.url, bot_account.access_token, bot_account.user_id, rooms)
+            await bot.start()
+            stack.push_async_callback(bot.stop)
 
         ctx = multiprocessing.get_context("spawn")
         here, there = ctx.Pipe()
@@ -378,9 +426,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         send_seconds = time.monotonic() - start
         drained_at = time.monotonic()
         last = -1
-        while len(delivering) < len(sent) and time.monotonic() - drained_at < 30:  # give up after 30 s of no progress
-            if len(delivering) != last:
-                last, drained_at = len(delivering), time.monotonic()
+        while bot is not None and len(bot.delivering) < len(sent) and time.monotonic() - drained_at < 30:
+            if len(bot.delivering) != last:  # give up after 30 s without progress
+                last, drained_at = len(bot.delivering), time.monotonic()
             await asyncio.sleep(0.1)
         drain_seconds = time.monotonic() - start - send_seconds
         if profiler is not None:
@@ -392,41 +440,53 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if dbname:  # connections opened during the run count from their start
             pids["synapse's PostgreSQL"] = sorted(set(backends) | set(pg_backends(args.pg_admin, dbname)))
         cpu = {k: sum(cpu_seconds(p) for p in v) - cpu0[k] for k, v in pids.items()}
-        cpu["bot (qunyun)"] = (own1.user + own1.system) - (own0.user + own0.system)
-        cpu["  of it Engine.handle"] = engine_cpu[0]
+        if bot is not None:
+            cpu["bot (qunyun)"] = (own1.user + own1.system) - (own0.user + own0.system)
+            cpu["  of it Engine.handle"] = bot.engine_cpu
         wall = time.monotonic() - start
         load1 = os.getloadavg()
-        runtime.request_stop("benchmark over")
-        await task
 
-        ids = [e for e in sent if e in delivering and e in handed and e in in_engine]
-        tot = [delivering[e][1] - sent[e][0] for e in ids]
-        hs_in = [handed[e] - sent[e][0] for e in ids]
-        eng = [in_engine[e][1] - in_engine[e][0] for e in ids]
-        hs_out = [delivering[e][1] - delivering[e][0] for e in ids]
-        queued = [in_engine[e][0] - handed[e] for e in ids]
-        outbox = [delivering[e][0] - in_engine[e][1] for e in ids]
-        parts = {"homeserver in": hs_in, "queue to engine": queued, "engine": eng, "outbox wait": outbox,
-                 "homeserver out": hs_out}
-        sum_total = sum(tot) or 1.0
-        spans = sorted(delivering.values())
-        total = int(rate * seconds)
-        return {
+        puts = [t1 - t0 for t0, t1 in sent.values()]
+        r: dict[str, Any] = {
             "rate": rate, "seconds": seconds, "senders": args.senders, "rooms": rooms_n,
-            "concurrency": args.concurrency, "homeserver_db": args.homeserver_db, "sent": total,
-            "send_errors": len(errors), "accepted_by_homeserver": len(sent), "answered": len(delivering),
-            "lost": len(sent) - len([e for e in sent if e in delivering]), "doubled": len(doubled),
+            "concurrency": args.concurrency, "homeserver_db": args.homeserver_db, "sent": int(rate * seconds),
+            "send_errors": len(errors), "accepted_by_homeserver": len(sent), "errors": errors[:5],
             "send_seconds": send_seconds, "achieved_rate": len(sent) / send_seconds if send_seconds else 0.0,
-            "schedule_lag_ms": lag * 1000,
-            "median_ms": statistics.median(tot) * 1000 if tot else float("nan"),
-            "p99_ms": pct(tot, 0.99) * 1000,
+            "schedule_lag_ms": lag * 1000, "drain_seconds": drain_seconds,
+            "people_put_ms": (statistics.median(puts) * 1000 if puts else float("nan"), pct(puts, 0.99) * 1000),
+            "cpu": cpu, "synapse_cpu": [kv for kv in hs_cpu if kv[1] >= 0.05], "wall": wall, "load": (load0, load1),
+            "bot": None,
+        }
+        if bot is None:
+            return r
+        ids = [e for e in sent if e in bot.delivering and e in bot.handed and e in bot.in_engine]
+        tot = [bot.delivering[e][1] - sent[e][0] for e in ids]
+        parts = {
+            "homeserver in": [bot.handed[e] - sent[e][0] for e in ids],
+            "queue to engine": [bot.in_engine[e][0] - bot.handed[e] for e in ids],
+            "engine": [bot.in_engine[e][1] - bot.in_engine[e][0] for e in ids],
+            "outbox wait": [bot.delivering[e][0] - bot.in_engine[e][1] for e in ids],
+            "homeserver out": [bot.delivering[e][1] - bot.delivering[e][0] for e in ids],
+        }
+        sum_total = sum(tot) or 1.0
+        spans = sorted(bot.delivering.values())
+        # between one answer accepted and the room's next one starting, while the room had a backlog: the
+        # runtime's own bookkeeping (marking it delivered, picking the next); gaps over 1 s mean no backlog
+        gaps = [b[0] - a[1] for v in bot.per_room.values() for a, b in zip(sorted(v), sorted(v)[1:], strict=False)
+                if 0 <= b[0] - a[1] < 1.0]
+        r["bot"] = {
+            "answered": len(bot.delivering), "lost": len([e for e in sent if e not in bot.delivering]),
+            "doubled": len(bot.doubled),
+            "median_ms": statistics.median(tot) * 1000 if tot else float("nan"), "p99_ms": pct(tot, 0.99) * 1000,
             "parts": {k: {"median_ms": statistics.median(v) * 1000 if v else float("nan"),
                           "p99_ms": pct(v, 0.99) * 1000, "share": sum(v) / sum_total} for k, v in parts.items()},
-            "drain_seconds": drain_seconds, "most_in_flight": flying[1],
+            "most_in_flight": bot.flying[1],
+            "out_alone_ms": [(t1 - t0) * 1000 for t0, t1 in spans if t0 > start + send_seconds],
+            "room_gap_ms": (statistics.median(gaps) * 1000 if gaps else float("nan"), pct(gaps, 0.99) * 1000),
             "deliver_throughput": len(spans) / ((spans[-1][1] - spans[0][0]) or 1.0) if spans else 0.0,
-            "gaps": len(adapter.gaps), "dropped_payloads": adapter.bad_count, "errors": errors[:5],
-            "syncs": adapter.syncs, "cpu": cpu, "synapse_cpu": [kv for kv in hs_cpu if kv[1] >= 0.05], "wall": wall, "load": (load0, load1),
+            "gaps": len(bot.adapter.gaps), "dropped_payloads": bot.adapter.bad_count, "syncs": bot.adapter.syncs,
         }
+        return r
 
 
 def main() -> None:
@@ -444,6 +504,16 @@ def main() -> None:
     parser.add_argument("--synapse-python", default=sys.executable,
                         help="the interpreter that runs Synapse (needs psycopg2 for PostgreSQL; default this one)")
     parser.add_argument("--db", default=None, help="qunyun's database URL (default a fresh SQLite file)")
+    parser.add_argument("--synapse-set", action="append", metavar="KEY=YAML",
+                        help="override a homeserver.yaml key (dotted for nested ones) for an experiment, "
+                             "e.g. 'push={enabled: false}'")
+    parser.add_argument("--homeserver-only", action="store_true",
+                        help="no bot: only the people post (what the homeserver alone can take on this machine)")
+    parser.add_argument("--state-save-seconds", type=float, default=None,
+                        help="write the sync position at most this often (default the adapter's; 0: after every sync)")
+    parser.add_argument("--skip-own-events", action="store_true",
+                        help="experiment: leave the bot's own events out of its /sync (it would then miss the "
+                             "removals it makes itself; not how the adapter runs)")
     parser.add_argument("--profile", default=None, help="write a cProfile of the bot's event loop to this file")
     args = parser.parse_args()
     if args.rooms < 1 or args.concurrency < 1 or args.senders < 1:
@@ -454,8 +524,8 @@ def main() -> None:
         probe = subprocess.run([args.synapse_python, "-c", "import psycopg2, synapse"], capture_output=True)
         if probe.returncode != 0:
             parser.error(f"{args.synapse_python} cannot run Synapse on PostgreSQL (psycopg2 or synapse missing: "
-                         f"{probe.stderr.decode(errors='replace').strip().splitlines()[-1:]}); install "
-                         "'matrix-synapse[postgres]' there, pass --synapse-python, or use --homeserver-db sqlite")
+                         f"{probe.stderr.decode(errors='replace').strip().splitlines()[-1:]}); install psycopg2-binary "
+                         "there, pass --synapse-python, or use --homeserver-db sqlite")
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="qunyun-matrix-bench-") as tmp:
         r = asyncio.run(bench(args, Path(tmp)))
@@ -463,29 +533,40 @@ def main() -> None:
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"Matrix event-to-action latency: {r['sent']} messages at {r['rate']:g}/s for {r['seconds']:g} s "
+    b = r["bot"]
+    what = "event-to-action latency" if b else "the homeserver alone (no bot)"
+    print(f"Matrix {what}: {r['sent']} messages at {r['rate']:g}/s for {r['seconds']:g} s "
           f"({r['senders']} senders, {r['rooms']} room{'s' * (r['rooms'] != 1)}, Synapse on {r['homeserver_db']}; "
           f"achieved {r['achieved_rate']:.1f}/s, schedule slipped at most {r['schedule_lag_ms']:.0f} ms)")
-    print(f"  accepted by the homeserver {r['accepted_by_homeserver']}, answered {r['answered']}, "
-          f"lost {r['lost']}, doubled {r['doubled']}, send errors {r['send_errors']}, sync gaps {r['gaps']}, "
-          f"syncs {r['syncs']}")
-    print(f"  delivery: {r['deliver_throughput']:.1f} actions/s, at most {r['most_in_flight']} in flight "
-          f"(cap {r['concurrency']}); backlog drained {r['drain_seconds']:.1f} s after the last send")
-    (a, _, _), (b, _, _) = r["load"]
-    print(f"  load average (1 min) {a:.2f} at the start, {b:.2f} at the end")
-    print(f"  total: median {r['median_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
-    for name, p in r["parts"].items():
-        print(f"  {name:16s} median {p['median_ms']:7.1f} ms  p99 {p['p99_ms']:7.1f} ms  share {p['share']:6.1%}")
+    print(f"  accepted by the homeserver {r['accepted_by_homeserver']}, send errors {r['send_errors']}; "
+          f"the people's PUTs took median {r['people_put_ms'][0]:.1f} ms, p99 {r['people_put_ms'][1]:.1f} ms")
+    if b:
+        print(f"  answered {b['answered']}, lost {b['lost']}, doubled {b['doubled']}, sync gaps {b['gaps']}, "
+              f"syncs {b['syncs']}")
+        print(f"  delivery: {b['deliver_throughput']:.1f} actions/s, at most {b['most_in_flight']} in flight "
+              f"(cap {r['concurrency']}); backlog drained {r['drain_seconds']:.1f} s after the last send")
+        alone = b["out_alone_ms"]
+        if alone:
+            print(f"  after the people stopped, {len(alone)} answers were sent: median {statistics.median(alone):.1f} ms, "
+                  f"p99 {pct(alone, 0.99):.1f} ms each")
+        print(f"  a room's next answer started {b['room_gap_ms'][0]:.1f} ms (median; p99 {b['room_gap_ms'][1]:.1f} ms) "
+              "after its previous one was accepted")
+    (a, _, _), (z, _, _) = r["load"]
+    print(f"  load average (1 min) {a:.2f} at the start, {z:.2f} at the end")
+    if b:
+        print(f"  total: median {b['median_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms")
+        for name, p in b["parts"].items():
+            print(f"  {name:16s} median {p['median_ms']:7.1f} ms  p99 {p['p99_ms']:7.1f} ms  share {p['share']:6.1%}")
     cores = os.cpu_count() or 1
     print(f"  CPU while the load ran ({r['wall']:.1f} s wall; {cores} cores = {cores * r['wall']:.0f} CPU s):")
     for name, s in r["cpu"].items():
         print(f"    {name:24s} {s:6.1f} s  ({s / r['wall']:.0%} of a core)")
     print("  Synapse's CPU by endpoint and background task (its own accounting):")
-    for name, s in [kv for kv in r["synapse_cpu"] if not kv[0].startswith("db ")][:10]:
+    for name, s in [kv for kv in r["synapse_cpu"] if not kv[0].startswith("db ")][:8]:
         print(f"    {name:44s} {s:6.1f} s")
     print("  Synapse's database transactions by name (wall time, summed over its connections):")
-    for name, s in [kv for kv in r["synapse_cpu"] if kv[0].startswith("db ")][:10]:
-        print(f"    {name[3:]:44s} {s:6.1f} s")
+    for name, s in [kv for kv in r["synapse_cpu"] if kv[0].startswith("db ")][:8]:
+        print(f"    {name[3:]:52s} {s:6.1f} s")
     if r["errors"]:
         print("  first send errors:", *r["errors"], sep="\n    ")
 

@@ -158,6 +158,27 @@ def test_bad_payloads_are_reported_and_dropped_without_stopping(tmp_path: Path) 
     assert adapter.bad_count == 1 and "origin_server_ts" in adapter.bad[0].what
 
 
+def test_the_sync_position_is_written_at_most_once_a_second_and_always_at_stop(tmp_path: Path) -> None:
+    adapter = MatrixAdapter(_settings(tmp_path, "http://127.0.0.1:9"), rooms={"!r:y": "g1"}, access_token="t")
+    adapter.STATE_SAVE_SECONDS = 3600.0  # nothing in this test is an hour apart
+
+    def written() -> str:
+        return str(json.loads(adapter.state_path.read_text(encoding="utf-8"))["next_batch"])
+
+    async def go() -> list[str]:
+        seen = []
+        for token in ("s1", "s2", "s3"):
+            assert await adapter._process({"next_batch": token, "rooms": {}})
+            seen.append(written())
+        await adapter.stop()
+        seen.append(written())
+        return seen
+
+    # the first sync is written at once, the next two wait for their turn, the stop writes the last one taken
+    assert run(go()) == ["s1", "s1", "s1", "s3"]
+    assert adapter.next_batch == "s3" and adapter.syncs == 3
+
+
 def test_send_content_has_pills_and_m_mentions() -> None:
     content = mx.message_content(
         "欢迎 @小王 和 @Carol！", ["@bob:qunyun.test", "@carol:qunyun.test", "@dan:qunyun.test"],

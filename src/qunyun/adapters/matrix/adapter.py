@@ -6,7 +6,10 @@
 - **Receiving**: a ``/sync`` long-poll loop. The ``next_batch`` token is
   saved to ``state_file`` only after every event of that batch was taken by
   the sink, so a restart resumes where it stopped (an event may come twice;
-  the engine ignores a known event id). The very first run starts "now":
+  the engine ignores a known event id). While events stream in it is
+  written at most once per :attr:`MatrixAdapter.STATE_SAVE_SECONDS` (a
+  write costs milliseconds of the event loop on a busy disk), and always
+  when the adapter stops. The very first run starts "now":
   the rooms' earlier history is not replayed as if it had just happened.
 - **Sync gaps**: a ``limited`` timeline means the homeserver skipped events.
   The gap is logged and recorded (:attr:`MatrixAdapter.gaps`); with
@@ -106,6 +109,10 @@ def _local_alias(action_id: str) -> str:
 class MatrixAdapter(Adapter):
     """Serves the configured Matrix rooms for one bot account."""
 
+    #: The sync position is written at most this often while events stream in. A crash then reads again at
+    #: most this much of the rooms' history, which the engine recognises by event id and ignores.
+    STATE_SAVE_SECONDS = 1.0
+
     def __init__(
         self,
         settings: MatrixSettings,
@@ -155,6 +162,9 @@ class MatrixAdapter(Adapter):
         self.syncs = 0
         self.sync_errors = 0
         self.last_error: str | None = None
+        #: the event loop's time of the last sync-position write, and the write waiting for its turn
+        self._saved_at = -1e9
+        self._save_later: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------- state file
 
@@ -185,6 +195,26 @@ class MatrixAdapter(Adapter):
         tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, self.state_path)  # atomic: a crash leaves the old or the new position, never half
 
+    def _position_taken(self) -> None:
+        """A sync's events were all taken: write the new position now, or once the last write is old enough."""
+        loop = asyncio.get_running_loop()
+        due = self._saved_at + self.STATE_SAVE_SECONDS
+        if loop.time() >= due:
+            self._write_position()
+        elif self._save_later is None:
+            self._save_later = loop.call_at(due, self._write_position)
+
+    def _write_position(self) -> None:
+        if self._save_later is not None:
+            self._save_later.cancel()
+            self._save_later = None
+        try:
+            self._save_state()
+        except OSError as exc:  # the next sync tries again; a restart would read some events twice
+            log.error("%s: cannot write the sync position to %s: %s; check that the directory is writable "
+                      "and the disk not full", self.platform, self.state_path, exc)
+        self._saved_at = asyncio.get_running_loop().time()
+
     @property
     def next_batch(self) -> str | None:
         return self._next_batch
@@ -212,6 +242,8 @@ class MatrixAdapter(Adapter):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if self._save_later is not None:  # the last position taken, not yet written
+            self._write_position()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -407,7 +439,7 @@ class MatrixAdapter(Adapter):
                 if not await self._room(room, data, since):
                     return False
         self._next_batch = str(resp["next_batch"])
-        self._save_state()
+        self._position_taken()
         self.syncs += 1
         self.synced.set()
         return True
