@@ -391,11 +391,13 @@ def test_stop_finishes_the_event_in_flight_and_takes_no_more(world: World) -> No
 
         engine.handle = slow_handle  # type: ignore[method-assign]
         task = await started(rt, adapter)
-        await adapter.push(world.message("u1", "打卡"))
+        first = asyncio.create_task(adapter.push(world.message("u1", "打卡")))
         await until(entered.is_set, "the engine to start on the event")
         rt.request_stop("SIGTERM (test)")
         assert await adapter.push(world.message("u2", "打卡")) is False  # no new events
+        assert not first.done()  # the sink answers only once the event is committed
         release.set()
+        assert await first is True
         await task
         return rt, adapter
 
@@ -406,6 +408,25 @@ def test_stop_finishes_the_event_in_flight_and_takes_no_more(world: World) -> No
     t = m.table(m.EventRow)
     with world.db.connect() as conn:
         assert [r[0] for r in conn.execute(select(t.c.actor))] == ["u1"]
+
+
+def test_the_sink_answers_only_after_the_event_is_committed(world: World) -> None:
+    """An adapter moves its position on (sync token, update offset, webhook 200) when the sink
+    answers: by then the event is in the database, so a kill in between loses nothing."""
+
+    async def main() -> None:
+        adapter = FakeAdapter(world.time)
+        rt = world.runtime(adapter)
+        task = await started(rt, adapter)
+        event = world.message("u1", "打卡")
+        assert await adapter.push(event) is True
+        t = m.table(m.EventRow)
+        with world.db.connect() as conn:
+            assert conn.execute(select(t.c.seq).where(t.c.event_id == event["id"])).first() is not None
+        rt.request_stop("test")
+        await task
+
+    run(main())
 
 
 def test_max_seconds_stops_the_run(world: World) -> None:

@@ -184,7 +184,8 @@ class Runtime:
                 raise ValueError(f"{a.platform}: delivery concurrency must be at least 1, not {n}")
             self.concurrency[a.platform] = n
         self.report = RunReport()
-        self._queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue(maxsize=queue_size)
+        #: events taken from the adapters, each with the future its sink call waits on
+        self._queue: asyncio.Queue[tuple[BaseEvent, asyncio.Future[bool]] | None] = asyncio.Queue(maxsize=queue_size)
         self._executor: ThreadPoolExecutor | None = None
         self._accepting = False
         self._stop: asyncio.Event | None = None
@@ -329,22 +330,31 @@ class Runtime:
         if event is None:
             self.report.refused_events += 1
             return False
-        await self._queue.put(event)
-        return True
+        # the sink answers once the engine has committed the event (or stored it as failed):
+        # an adapter that moves its position on (a sync token, an update offset, a webhook's
+        # 200) only then loses nothing if the process is killed in between
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._queue.put((event, done))
+        return await done
 
     async def _event_worker(self) -> None:
         while True:
-            event = await self._queue.get()
-            if event is None:
+            item = await self._queue.get()
+            if item is None:
                 return
+            event, done = item
             self.in_flight = event
             try:
                 outcome = await self._db(self.engine.handle, event)
             except Exception:
                 log.exception("event %s could not be handled", event.key)
+                if not done.done():
+                    done.set_result(False)  # not committed: the platform may deliver it again
                 continue
             finally:
                 self.in_flight = None
+            if not done.done():
+                done.set_result(True)
             self.report.count(outcome)
             etype = getattr(event, "type", "?")
             line = f"event {outcome.key} {etype} in {event.group}: {outcome.status}"
