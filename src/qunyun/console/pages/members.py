@@ -1,9 +1,10 @@
 """Console pages: the member directory and one member's profile.
 
-The directory is one SQL query over ``members`` with the ``profile``
-playbook's state joined by primary key (``playbook_state``: community,
-playbook, ``m:<user id>``): filters, sorting and paging happen in the
-database, and only the page's rows are read in full. It honours the
+The directory searches ``member_directory``, one compact row per member
+kept current by ``qunyun.console.directory`` (refreshed before each query
+when the community's epoch moved): filters, sorting and paging happen in
+the database, and only the page's rows are read in full (``members``, the
+profile and levels state, the ledger). It honours the
 profile playbook's sharing level (docs/playbooks/profile.md): a viewer sees
 the directory as a member would (``community`` level: no name and no
 private fields, and those are not searchable either; ``admins``: nobody;
@@ -17,7 +18,7 @@ A profile lives at ``/c/{community}/members/{id}`` with ``id`` the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -160,36 +161,13 @@ def criteria_from(values: Mapping[str, Any]) -> Criteria:
     )
 
 
-class _Sql:
-    """The dialect's spelling of what the directory asks of JSON text columns."""
-
-    def __init__(self, dialect: str) -> None:
-        self.pg = dialect == "postgresql"
-
-    def key(self, col: str, key: str) -> str:
-        return f"(CAST({col} AS jsonb) ->> '{key}')" if self.pg else f"json_extract({col}, '$.{key}')"
-
-    def field(self, col: str, fid: str) -> str:
-        return f"(CAST({col} AS jsonb) -> 'fields' ->> '{fid}')" if self.pg else f"json_extract({col}, '$.fields.{fid}')"
-
-    def opted_out(self, col: str) -> str:
-        return f"coalesce({self.key(col, 'opt_out')}, 'false') = 'true'" if self.pg else \
-            f"coalesce({self.key(col, 'opt_out')}, 0) = 1"
-
-    def has_tag(self, col: str, param: str) -> str:
-        if self.pg:
-            return f"coalesce(jsonb_exists(CAST({col} AS jsonb) -> 'tags', :{param}), false)"
-        return f"EXISTS (SELECT 1 FROM json_each({col}, '$.tags') t WHERE t.value = :{param})"
-
-    def level(self, col: str) -> str:
-        if self.pg:
-            raw = self.key(col, "level")
-            return f"coalesce(CASE WHEN {raw} ~ '^[0-9]{{1,6}}$' THEN CAST({raw} AS INTEGER) END, 0)"
-        return f"coalesce(CAST({self.key(col, 'level')} AS INTEGER), 0)"
-
-
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _has(pg: bool, column: str, param: str, within: str | None = None) -> str:
+    """``column`` holds the text of ``:param`` (a plain substring test: no pattern characters);
+    ``within``: in its first ``within`` characters (the part a viewer may match)."""
+    found = f"strpos({column}, :{param})" if pg else f"instr({column}, :{param})"
+    # the first occurrence starts in the prefix if any does (a word never holds the separator,
+    # so an occurrence that starts in the prefix also ends there)
+    return f"{found} BETWEEN 1 AND {within}" if within else f"{found} > 0"
 
 
 @dataclass
@@ -200,116 +178,84 @@ class Query:
     where: list[str]
     params: dict[str, Any]
     order: str
+    #: the sort column and direction (the viewer's page is read in two parts: see :func:`directory`)
+    expr: str = "d.last_seen_at"
+    direction: str = "DESC"
+
+
+SORT_COLUMNS = {
+    "name": "d.name_key",
+    "joined": "d.first_seen_at",
+    "last_seen": "d.last_seen_at",
+    "points": "d.points",
+    "level": "d.level",
+    "messages": "d.messages",
+}
 
 
 def build(conn: Connection, community: CommunitySettings, fields: Fields, crit: Criteria, *, admin: bool,
           sort: str | None, desc: bool) -> Query | None:
-    """The directory query, or None when the viewer may see nobody (level ``admins``)."""
+    """The directory query over ``member_directory``, or None when the viewer may see nobody (level ``admins``).
+
+    The rows hold the texts each audience may match, already normalised
+    (``qunyun.console.directory``): an admin's free text matches name, user
+    id and every configured field (``search``); a viewer's only the first
+    ``viewer_len`` characters of it, what the sharing level shows (the name
+    and every field of an ``open`` profile, the public fields of a
+    ``community`` one). Rows a viewer may not see at all have ``view = 0``.
+    """
     if not admin and fields.sharing == "admins":
         return None
-    s = _Sql(conn.dialect.name)
-    cid = community.id
-    params: dict[str, Any] = {"c": cid, "no": False, "dlevel": fields.sharing, "cur": points_currency(community)}
-    # the profile is read only when the viewer's rules or a profile criterion need it
-    need_profile = not admin or any((crit.text, crit.tag, crit.expertise, crit.city))
-    joins = [
-        "LEFT JOIN playbook_state p ON p.community_id = :c AND p.playbook = 'profile' AND p.key = 'm:' || m.user_id"
-    ] if need_profile else []
-    need_level = crit.level is not None or sort == "level"
-    if need_level:
-        joins.append(
-            "LEFT JOIN playbook_state lv ON lv.community_id = :c AND lv.playbook = 'levels' AND lv.key = 'm:' || m.user_id"
-        )
-    where = ["m.community_id = :c", "m.erased = :no"]
-    level_expr = f"coalesce({s.key('p.value', 'sharing')}, :dlevel)"
-    full = "TRUE" if admin else f"({level_expr} = 'open')"
-    public = [f for f in fields.order if f not in fields.private]
+    pg = conn.dialect.name == "postgresql"
+    params: dict[str, Any] = {"c": community.id}
+    where = ["d.community_id = :c"]
     if not admin:
-        where.append("p.key IS NOT NULL")
-        where.append(f"NOT ({s.opted_out('p.value')})")
-        where.append(f"{level_expr} <> 'admins'")
-        where.append("(" + " OR ".join([full, *(f"{s.field('p.value', f)} IS NOT NULL" for f in public)]) + ")")
+        where.append("d.view > 0")
         if crit.about_activity:
-            where.append(full)  # activity filters would point at people whose name is hidden
-
-    def visible(fids: Iterable[str]) -> tuple[list[str], list[str]]:
-        """(fields anyone may match, fields only a full view may match)."""
-        fids = list(fids)
-        if admin:
-            return fids, []
-        return [f for f in fids if f not in fields.private], [f for f in fids if f in fields.private]
-
-    def match(fids: Iterable[str], param: str) -> str:
-        open_f, full_f = visible(fids)
-        parts = [f"lower({s.field('p.value', f)}) LIKE :{param} ESCAPE '\\'" for f in open_f]
-        if full_f:
-            inner = " OR ".join(f"lower({s.field('p.value', f)}) LIKE :{param} ESCAPE '\\'" for f in full_f)
-            parts.append(f"({full} AND ({inner}))")
-        return "(" + (" OR ".join(parts) or "FALSE") + ")"
-
+            where.append("d.view = 2")  # activity filters would point at people whose name is hidden
     if crit.text:
         for i, term in enumerate(crit.text.split()):
-            param = f"t{i}"
-            params[param] = _like(term)
-            names = [f"lower(m.name) LIKE :{param} ESCAPE '\\'"]
-            if admin:
-                names.append(f"lower(m.user_id) LIKE :{param} ESCAPE '\\'")
-            by_name = "(" + " OR ".join(names) + ")" if admin else f"({full} AND {names[0]})"
-            in_fields = match(fields.order, param)
-            if '"' not in term and "\\" not in term:
-                # the raw JSON holds every value verbatim: a cheap test before the fields are read
-                in_fields = f"(lower(p.value) LIKE :{param} ESCAPE '\\' AND {in_fields})"
-            where.append(f"({by_name} OR {in_fields})")
+            params[f"t{i}"] = term
+            where.append(_has(pg, "d.search", f"t{i}", None if admin else "d.viewer_len"))
     if crit.tag:
-        params["tag"] = crit.tag
-        cond = s.has_tag("p.value", "tag")
+        params["tag"] = "|" + crit.tag.replace("|", "\x1f") + "|"
+        where.append(_has(pg, "d.tags", "tag"))
         if not admin and not fields.tag_public(crit.tag):
-            cond = f"({full} AND {cond})"
-        where.append(cond)
+            where.append("d.view = 2")
     if crit.expertise:
-        params["exp"] = _like(crit.expertise)
-        where.append(match(fields.plain_tag, "exp"))
+        params["exp"] = crit.expertise
+        where.append(_has(pg, "d.expertise", "exp", None if admin else "d.expertise_len"))
     if crit.city:
-        params["city"] = _like(crit.city)
-        where.append(match(fields.city, "city"))
-    ms_base = ("SELECT 1 FROM memberships ms JOIN groups g ON g.id = ms.group_id "
-               "WHERE ms.member_id = m.id AND g.community_id = :c")
+        params["city"] = crit.city
+        where.append(_has(pg, "d.city", "city", None if admin else "d.city_len"))
     if crit.group:
-        params["grp"] = crit.group
-        if crit.status:
-            params["st"] = crit.status
-            where.append(f"EXISTS ({ms_base} AND g.key = :grp AND ms.status = :st)")
-        else:
-            where.append(f"EXISTS ({ms_base} AND g.key = :grp)")
+        gids = [int(r[0]) for r in conn.execute(
+            text("SELECT id FROM groups WHERE community_id = :c AND key = :k ORDER BY id"),
+            {"c": community.id, "k": crit.group})]
+        parts = []
+        for i, gid in enumerate(gids):
+            params[f"g{i}"] = f"|{gid}:{crit.status}|" if crit.status else f"|{gid}:"
+            parts.append(_has(pg, "d.groups", f"g{i}"))
+        where.append("(" + " OR ".join(parts) + ")" if parts else "1 = 0")
     elif crit.status:
-        params["st"] = crit.status
+        params["active"] = ":active|"
         if crit.status == "active":
-            where.append(f"EXISTS ({ms_base} AND ms.status = 'active')")
+            where.append(_has(pg, "d.groups", "active"))
         else:
-            where.append(f"NOT EXISTS ({ms_base} AND ms.status = 'active')")
-            where.append(f"EXISTS ({ms_base} AND ms.status = :st)")
+            params["st"] = f":{crit.status}|"
+            where.append(f"NOT ({_has(pg, 'd.groups', 'active')})")
+            where.append(_has(pg, "d.groups", "st"))
     if crit.level is not None:
         params["lvl"] = crit.level
-        where.append(f"{s.level('lv.value')} = :lvl")
-    points = "(SELECT coalesce(sum(a.balance), 0) FROM ledger_accounts a WHERE a.member_id = m.id AND a.currency = :cur)"
-    messages = "(SELECT coalesce(sum(mg.messages), 0) FROM member_groups mg WHERE mg.member_id = m.id)"
-    expr = {
-        "name": "lower(m.name)",
-        "joined": "m.first_seen_at",
-        "last_seen": "m.last_seen_at",
-        "points": points,
-        "level": s.level("lv.value") if need_level else "0",
-        "messages": messages,
-    }.get(sort or "last_seen", "m.last_seen_at")
-    if not admin:
-        expr = f"CASE WHEN {full} THEN {expr} END"  # hidden rows keep their values to themselves
+        where.append("d.level = :lvl")
+    expr = SORT_COLUMNS.get(sort or "last_seen", "d.last_seen_at")
     direction = "DESC" if desc else "ASC"
-    nulls = " NULLS LAST" if s.pg else ""
-    if not s.pg:  # SQLite sorts NULL first ascending: put hidden rows last both ways
-        order = f"({expr}) IS NULL, {expr} {direction}, m.id {direction}"
+    if admin:
+        order = f"{expr} {direction}, d.member_id {direction}"
     else:
-        order = f"{expr} {direction}{nulls}, m.id {direction}"
-    return Query("FROM members m " + " ".join(joins), where, params, order)
+        # rows whose name is hidden come last and keep their values to themselves (ordered by id only)
+        order = f"d.view DESC, CASE WHEN d.view = 2 THEN {expr} END {direction}, d.member_id {direction}"
+    return Query("FROM member_directory d", where, params, order, expr, direction)
 
 
 @dataclass
@@ -319,26 +265,106 @@ class DirectoryPage:
     admins_only: bool = False
 
 
-def directory(state: ConsoleState, conn: Connection, community: CommunitySettings, crit: Criteria, *, admin: bool,
-              sort: str | None, desc: bool, offset: int, limit: int, lang: str = "en") -> DirectoryPage:
-    """One page of the directory, as an admin (``admin``) or a viewer may see it."""
+def _where(conn: Connection, q: Query, extra: list[str] | None = None, *, scan: bool = False) -> str:
+    """``q``'s conditions (and ``extra``); ``scan``: on SQLite, keep the planner off the
+    community's indexes, so that it reads the table straight through instead of
+    looking every row up from an index that does not narrow anything."""
+    conds = [*q.where, *(extra or [])]
+    if scan and conn.dialect.name == "sqlite":
+        conds = [c.replace("d.community_id = :c", "+d.community_id = :c").replace("d.view ", "+d.view ")
+                 for c in conds]
+    return " AND ".join(conds)
+
+
+#: a search matching at most this many rows is answered from one pass over the table
+FEW = 2000
+
+
+def _few(conn: Connection, q: Query, *, admin: bool) -> list[int] | None:
+    """Every matching id in order, if a search matches at most :data:`FEW` rows, else None.
+
+    A selective search would otherwise read the table twice (the count, then
+    the page): this reads it once, stopping at ``FEW + 1`` matches, and sorts
+    the few it found (in the database: its collation decides, as for the page).
+    """
+    if len(q.where) <= (1 if admin else 2):
+        return None  # browsing: the indexes answer both the count and the page
+    order = ("sort_key {d}, member_id {d}" if admin else
+             "view DESC, CASE WHEN view = 2 THEN sort_key END {d}, member_id {d}").format(d=q.direction)
+    sql = (f"SELECT member_id FROM (SELECT d.member_id AS member_id, {q.expr} AS sort_key, d.view AS view "
+           f"{q.sql_from} WHERE {_where(conn, q, scan=True)} LIMIT :few) x ORDER BY {order}")
+    ids = [int(r[0]) for r in conn.execute(text(sql), {**q.params, "few": FEW + 1})]
+    return ids if len(ids) <= FEW else None
+
+
+def _ordered(conn: Connection, q: Query, extra: list[str], order: str, offset: int, limit: int, matching: int, *,
+             by_id: bool = False) -> list[int]:
+    """One page of ids of the rows matching ``q`` and ``extra``, ``matching`` of them in all.
+
+    Walking a sort index finds a page after about ``(offset + limit) ×
+    rows / matching`` rows, each one looked up; reading the table straight
+    through and sorting costs about a third of a lookup per row. So a
+    search that matches few rows is read straight through (SQLite; the
+    PostgreSQL planner weighs this itself from its statistics).
+    """
+    if limit <= 0 or matching <= 0:
+        return []
+    sort = f"d.member_id {order}" if by_id else f"{order}, d.member_id {q.direction}"
+    scan = matching < 3 * (offset + limit)
+    sql = f"SELECT d.member_id {q.sql_from} WHERE {_where(conn, q, extra, scan=scan)} ORDER BY {sort} " \
+          "LIMIT :lim OFFSET :off"
+    return [int(r[0]) for r in conn.execute(text(sql), {**q.params, "lim": limit, "off": offset})]
+
+
+def keep_current(state: ConsoleState, community: CommunitySettings) -> None:
+    """Bring the community's ``member_directory`` rows up to date before a query (usually: one read)."""
+    from qunyun.console.directory import ensure
+
+    ensure(state.db, state.engine.db, community, state.clock)
+
+
+def directory(state: ConsoleState | None, conn: Connection, community: CommunitySettings, crit: Criteria, *,
+              admin: bool, sort: str | None, desc: bool, offset: int, limit: int, lang: str = "en") -> DirectoryPage:
+    """One page of the directory, as an admin (``admin``) or a viewer may see it.
+
+    Call it before ``conn`` has read anything: the directory is refreshed on
+    a connection of its own first, and ``conn``'s snapshot must see that
+    (``state`` None: the caller keeps the directory current itself).
+    """
     fields = fields_of(community)
+    if not admin and fields.sharing == "admins":
+        return DirectoryPage(0, [], admins_only=True)
+    if state is not None:
+        keep_current(state, community)
     q = build(conn, community, fields, crit, admin=admin, sort=sort, desc=desc)
     if q is None:
         return DirectoryPage(0, [], admins_only=True)
     where = " AND ".join(q.where)
     if crit.archetype:
         # archetypes are computed for the whole community (memoised per epoch); filter the ordered ids
+        assert state is not None
         wanted = {mid for mid, v in member_values(state, conn, community.id).items() if v[2] == crit.archetype}
-        ids = [r[0] for r in conn.execute(text(f"SELECT m.id {q.sql_from} WHERE {where} ORDER BY {q.order}"), q.params)
-               if r[0] in wanted]
+        ids = [r[0] for r in conn.execute(
+            text(f"SELECT d.member_id {q.sql_from} WHERE {where} ORDER BY {q.order}"), q.params) if r[0] in wanted]
         total, page_ids = len(ids), ids[offset: offset + limit]
+    elif (few := _few(conn, q, admin=admin)) is not None:
+        total, page_ids = len(few), few[offset: offset + limit]
+    elif admin:
+        filtered = len(q.where) > 1
+        total = int(conn.execute(text(f"SELECT count(*) {q.sql_from} WHERE {_where(conn, q, scan=filtered)}"),
+                                 q.params).scalar() or 0)
+        page_ids = _ordered(conn, q, [], f"{q.expr} {q.direction}", offset, limit, total)
     else:
-        total = int(conn.execute(text(f"SELECT count(*) {q.sql_from} WHERE {where}"), q.params).scalar() or 0)
-        page_ids = [r[0] for r in conn.execute(
-            text(f"SELECT m.id {q.sql_from} WHERE {where} ORDER BY {q.order} LIMIT :lim OFFSET :off"),
-            {**q.params, "lim": limit, "off": offset},
-        )]
+        total, shown = (int(x or 0) for x in conn.execute(text(
+            f"SELECT count(*), sum(CASE WHEN d.view = 2 THEN 1 ELSE 0 END) {q.sql_from} "
+            f"WHERE {_where(conn, q, scan=len(q.where) > 2)}"),
+            q.params).one())
+        # rows with the name shown first, in the asked order; then the others by id only
+        page_ids = _ordered(conn, q, ["d.view = 2"], f"{q.expr} {q.direction}", offset, min(limit, shown - offset),
+                            shown) if offset < shown else []
+        if len(page_ids) < limit and offset + limit > shown:
+            page_ids += _ordered(conn, q, ["d.view = 1"], q.direction, max(0, offset - shown), limit - len(page_ids),
+                                 total - shown, by_id=True)
     return DirectoryPage(total, rows_of(conn, community, fields, page_ids, admin=admin, lang=lang))
 
 
@@ -353,14 +379,17 @@ def rows_of(conn: Connection, community: CommunitySettings, fields: Fields, ids:
         """SELECT m.id, m.platform, m.user_id, m.name, m.title, m.first_seen_at, m.last_seen_at, p.value, lv.value,
                   (SELECT coalesce(sum(a.balance), 0) FROM ledger_accounts a
                     WHERE a.member_id = m.id AND a.currency = :cur),
-                  (SELECT coalesce(sum(mg.messages), 0) FROM member_groups mg WHERE mg.member_id = m.id)
+                  (SELECT coalesce(sum(mg.messages), 0) FROM member_groups mg WHERE mg.member_id = m.id),
+                  m.community_id
            FROM members m
            LEFT JOIN playbook_state p ON p.community_id = :c AND p.playbook = 'profile' AND p.key = 'm:' || m.user_id
            LEFT JOIN playbook_state lv ON lv.community_id = :c AND lv.playbook = 'levels' AND lv.key = 'm:' || m.user_id
-           WHERE m.community_id = :c AND m.id IN :ids"""
+           WHERE m.id IN :ids"""
     ).bindparams(bindparam("ids", expanding=True))
+    # by primary key only: with the community in the WHERE, SQLite walks the community's members index
     for row in conn.execute(stmt, {"c": community.id, "cur": cur, "ids": ids}):
-        found[int(row[0])] = row
+        if row[11] == community.id:
+            found[int(row[0])] = row
     groups = groups_of(conn, community.id, ids)
     names = level_names(community, lang)
     out = []

@@ -529,9 +529,21 @@ def chart_svg(state: ConsoleState, community: CommunitySettings, name: str, lang
         "size_activity": lambda L, lg: ach.size_activity(rep, L, lg),
         "lorenz": lambda L, lg: ach.lorenz(rep, L, lg),
         "top": lambda L, lg: ach.top(rep, L, lg, html_name),
-        "lurkers": lambda L, lg: ach.lurker_chart(rep, L, lg),
+        "lurkers": lambda L, lg: ach.lurker_chart(rep, L, lg) if rep.lurkers else _no_lurkers(L),
     }
     return svg_chart(state, community.id, f"overview:{name}", lang, makers[name])
+
+
+def _no_lurkers(L: dict[str, str]) -> Any:
+    """The lurker chart without lurkers: the report's "no data" state, not a bar chart of zeros on a -0.04..0.04 axis."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.text(0.5, 0.5, L["empty"], ha="center", va="center", transform=ax.transAxes, color="#777")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(L["lurkers.title"])
+    return fig
 
 
 def warm_up(state: ConsoleState) -> None:
@@ -544,6 +556,10 @@ def warm_up(state: ConsoleState) -> None:
             cached_rows(state, community)
             for name in CHARTS:
                 chart_svg(state, community, name, community.locale if community.locale in ("zh-CN", "en") else "zh-CN")
+            # the member directory's search table: built here rather than on the first search
+            from qunyun.console.pages.members import keep_current
+
+            keep_current(state, community)
         except Exception:  # a broken community must not stop the console from serving the others
             log.exception("console: warming up %s failed", community.id)
 
