@@ -175,7 +175,7 @@ def test_award_the_weeks_best_answers(chromium: Any, fresh_site: Site) -> None:
         page.click("[data-testid=qa-award-pay]")
         page.wait_for_load_state("networkidle")
         assert page.dialogs and total_shown in page.dialogs[-1]
-        assert page.locator("[data-testid=qa-award-status]").inner_text().strip() == "paid"
+        assert page.locator("[data-testid=qa-award-status]").get_attribute("data-status") == "paid"
         assert page.locator("[data-testid=qa-award-pay]").count() == 0
         snap(fresh_site, page, "qa-award-paid")
         done(page)

@@ -139,6 +139,11 @@ def discard(page_or_call: Any, batch_id: str) -> dict[str, Any]:
     return dict(page_or_call.command("elimination", "discard", {"batch": batch_id}, group=batch["group"]))
 
 
+def _group_names(page: Page) -> dict[str, str]:
+    """Group key → the group's name, for showing names rather than keys."""
+    return {g.key: g.name for g in page.community.groups.values()}
+
+
 def _enabled(page: Page) -> bool:
     return any("elimination" in g.playbooks for g in page.community.groups.values())
 
@@ -169,7 +174,8 @@ def batch_page(page: Viewer, batch_id: str) -> Response:
         members = [e.get("member") for e in batch.get("members", [])]
         who = names(conn, page.community.id, [m for m in members if m])
         actions = queued(conn, page.community.id, batch) if batch.get("status") == "approved" else []
-    return page.render("elimination/batch.html", batch=batch, names=who, actions=actions, result=None)
+    return page.render("elimination/batch.html", batch=batch, names=who, actions=actions, result=None,
+                       group_names=_group_names(page))
 
 
 @router.post("/c/{community}/elimination/batch/{batch_id}/approve")
@@ -181,7 +187,8 @@ def approve_batch(page: Admin, batch_id: str, exclude: Annotated[list[str], Form
         members += list(result.get("invited", []))
         who = names(conn, page.community.id, [m for m in members if m])
         actions = queued(conn, page.community.id, after)
-    return page.render("elimination/batch.html", batch=after, names=who, actions=actions, result=result)
+    return page.render("elimination/batch.html", batch=after, names=who, actions=actions, result=result,
+                       group_names=_group_names(page))
 
 
 @router.post("/c/{community}/elimination/batch/{batch_id}/discard")
