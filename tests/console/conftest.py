@@ -81,6 +81,16 @@ def csrf_of(client: TestClient, path: str = "/account") -> str:
     return found.group(1)
 
 
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium per test module, closed at its end: Playwright's sync API allows one
+    instance at a time in a process, and other tests' asyncio loops must not run inside it."""
+    from tests.console.browser import launch
+
+    with launch() as browser:
+        yield browser
+
+
 @pytest.fixture(scope="session")
 def _pg_schemas() -> Iterator[list[str]]:
     made: list[str] = []

@@ -15,15 +15,14 @@ from typing import Any
 import pytest
 
 from qunyun.console.web import NAV
-from tests.console.browser import launch, serve, shot
+from tests.console.browser import serve, shot
 from tests.console.browser import sign_in as browser_sign_in
 from tests.console.conftest import PASSWORD, Site
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    with launch() as chromium:
-        yield chromium
+@pytest.fixture
+def browser(chromium: Any) -> Any:
+    return chromium
 
 
 @pytest.fixture(scope="session")

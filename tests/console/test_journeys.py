@@ -12,23 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 import yaml
 from sqlalchemy import text
 
 from qunyun.store.db import open_engine
-from tests.console.browser import launch, serve, shot, sign_in
+from tests.console.browser import serve, shot, sign_in
 from tests.console.conftest import PASSWORD, Site
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with launch() as browser:
-        yield browser
 
 
 def sql(site: Site, query: str, **params: Any) -> list[Any]:
