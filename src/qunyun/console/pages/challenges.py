@@ -21,7 +21,8 @@ from fastapi.responses import Response
 from qunyun.console.pages.fund import (
     AmountError,
     amount_message,
-    member_exists,
+    form_error,
+    member_field,
     member_names,
     parse_yuan,
     today,
@@ -141,22 +142,6 @@ def detail(page: Viewer, ref: str) -> Response:
 # ------------------------------------------------------------------ actions
 
 
-def _member(page: Page, raw: str) -> str:
-    member = unicodedata.normalize("NFKC", raw or "").strip().lstrip("@")
-    if not member:
-        raise AmountError("fund.err.member_missing")
-    with page.read() as conn:
-        if not member_exists(conn, page.community.id, member):
-            raise AmountError("fund.err.member_unknown", value=member)
-    return member
-
-
-def _message(page: Page, exc: AmountError) -> str:
-    if exc.key.startswith("fund.err.member"):
-        return page.t(exc.key, value=exc.values.get("value", ""))
-    return amount_message(page, exc)
-
-
 @router.post("/c/{community}/challenges")
 def create(
     page: Admin,
@@ -209,12 +194,12 @@ def record_deposit(
     found = challenge_status(page, ref)
     form = {"member": member, "amount": amount}
     try:
-        uid = _member(page, member)
+        uid = member_field(page, member)
         args: dict[str, Any] = {"member": uid, "challenge": found["id"]}
         if amount.strip():
             args["amount"] = parse_yuan(amount, field="deposit")
     except AmountError as exc:
-        return _detail(page, ref, error=_message(page, exc), status=400, form=form)
+        return _detail(page, ref, error=form_error(page, exc), status=400, form=form)
     try:
         page.command("challenge", "record", args)
     except CommandError as exc:

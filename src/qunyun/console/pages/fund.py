@@ -509,7 +509,7 @@ def reconcile(page: Viewer) -> Response:
 # ------------------------------------------------------------------ actions
 
 
-def _member_field(page: Page, raw: str) -> str:
+def member_field(page: Page, raw: str) -> str:
     member = unicodedata.normalize("NFKC", raw or "").strip().lstrip("@")
     if not member:
         raise AmountError("fund.err.member_missing")
@@ -519,7 +519,7 @@ def _member_field(page: Page, raw: str) -> str:
     return member
 
 
-def _form_error(page: Page, exc: AmountError) -> str:
+def form_error(page: Page, exc: AmountError) -> str:
     if exc.key.startswith("fund.err.member"):
         return page.t(exc.key, value=exc.values.get("value", ""))
     return amount_message(page, exc)
@@ -534,10 +534,10 @@ def record_payment(
 ) -> Response:
     form = {"member": member, "amount": amount, "kind": kind}
     try:
-        uid = _member_field(page, member)
+        uid = member_field(page, member)
         minor = parse_yuan(amount)
     except AmountError as exc:
-        return _overview(page, error=_form_error(page, exc), status=400, form=form)
+        return _overview(page, error=form_error(page, exc), status=400, form=form)
     if kind not in KINDS:
         return _overview(page, error=page.t("fund.err.kind", value=kind), status=400, form=form)
     try:
