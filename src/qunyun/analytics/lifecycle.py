@@ -415,15 +415,15 @@ def _local(ts: datetime | None, tz: ZoneInfo) -> date | None:
 def _groups(conn: Connection, community: str, tz: ZoneInfo) -> list[_Group]:
     g = m.table(m.Group)
     r = m.table(m.GroupDay)  # one row per group and day with any rollup
-    first = (
-        select(r.c.group_id, func.min(r.c.day).label("born"))
-        .where(r.c.community_id == community)
-        .group_by(r.c.group_id)
-        .subquery()
+    # per group one index lookup (its first day), not a pass over every group's days
+    born = (
+        select(func.min(r.c.day))
+        .where(r.c.group_id == g.c.id, r.c.community_id == community)
+        .scalar_subquery()
+        .label("born")
     )
     rows = conn.execute(
-        select(g.c.id, g.c.key, g.c.name, g.c.created_at, first.c.born)
-        .select_from(g.outerjoin(first, first.c.group_id == g.c.id))
+        select(g.c.id, g.c.key, g.c.name, g.c.created_at, born)
         .where(g.c.community_id == community)
         .order_by(g.c.key)
     )

@@ -275,8 +275,13 @@ def scope(conn: Connection, community: str, group: str | None = None) -> Scope:
 
 def data_range(conn: Connection, sc: Scope) -> tuple[date, date] | None:
     """The first and last local day with any rollup in scope, or None if there is none."""
+    # two subqueries: each is one index lookup (a min and a max together would scan the rows)
     row = conn.execute(
-        text(f"SELECT min(day), max(day) FROM group_days WHERE {sc.where()}"), {"community": sc.community}
+        text(
+            f"""SELECT (SELECT min(day) FROM group_days WHERE {sc.where()}),
+                       (SELECT max(day) FROM group_days WHERE {sc.where()})"""
+        ),
+        {"community": sc.community},
     ).first()
     if row is None or row[0] is None:
         return None
@@ -306,15 +311,18 @@ class Presence:
     left: date | None = None
 
 
-def presences(conn: Connection, sc: Scope, start: date, end: date) -> list[Presence]:
+def presences(conn: Connection, sc: Scope, start: date, end: date, *, recent: bool = True) -> list[Presence]:
     """Every (group, member) pair in scope seen by ``end``, with their window totals.
 
     One pass over the scope's rollups (grouped by the primary key's prefix).
+    With ``recent=False`` the last weeks' messages (``Presence.recent``) may
+    be left at 0 (the caller reads them elsewhere, e.g. :func:`recent_by_group`):
+    when the window holds all of the scope's data, the rollups are then not read.
     """
     recent_from = end - timedelta(days=RECENT_DAYS - 1)
     span = data_range(conn, sc)
     if span is not None and start <= span[0] and end >= span[1]:
-        out = _presences_kept(conn, sc, recent_from, end)
+        out = _presences_kept(conn, sc, recent_from, end, recent)
     else:
         out = _presences_scanned(conn, sc, start, recent_from, end)
     # who has left (and when, as a local day)
@@ -330,17 +338,20 @@ def presences(conn: Connection, sc: Scope, start: date, end: date) -> list[Prese
             when = _as_dt(left_at)
             if when is not None:
                 lefts[(int(g), int(mid))] = when.astimezone(tz).date()
-    for p in out:
-        left = lefts.get((p.group_id, p.member_id))
-        if left is not None and left <= end and left >= p.first_seen:
-            p.left = left
+    if lefts:
+        for p in out:
+            left = lefts.get((p.group_id, p.member_id))
+            if left is not None and left <= end and left >= p.first_seen:
+                p.left = left
     return out
 
 
-def _presences_kept(conn: Connection, sc: Scope, recent_from: date, end: date) -> list[Presence]:
+def _presences_kept(
+    conn: Connection, sc: Scope, recent_from: date, end: date, with_recent: bool = True
+) -> list[Presence]:
     """The window holds all of the scope's data: totals from ``member_groups``, the last weeks from rollups."""
     recent: dict[tuple[int, int], int] = {}
-    for g, mid, n in conn.execute(
+    for g, mid, n in () if not with_recent else conn.execute(
         text(
             f"""SELECT group_id, member_id, sum(messages) FROM rollups
                 WHERE {sc.where()} AND day >= :recent AND day <= :end AND messages > 0
@@ -350,19 +361,33 @@ def _presences_kept(conn: Connection, sc: Scope, recent_from: date, end: date) -
     ):
         recent[(g, mid)] = int(n)
     out: list[Presence] = []
-    as_date = _as_date
-    # ids and counters come back as ints from both drivers; days as dates or ISO strings
-    for g, mid, first, fs, ls, msgs, ck in conn.execute(
+    day = _Days()
+    rows = conn.execute(
         text(
             f"""SELECT group_id, member_id, first_day, first_message_day, last_message_day, messages, checkin_days
                 FROM member_groups WHERE {sc.where()}"""
         ),
         {"community": sc.community},
-    ):
-        out.append(
-            Presence(g, mid, as_date(first), as_date(fs), as_date(ls), msgs or 0, recent.get((g, mid), 0), ck or 0)  # type: ignore[arg-type]
-        )
+    )
+    # ids and counters come back as ints from both drivers; days as dates or ISO strings
+    if recent:
+        for g, mid, first, fs, ls, msgs, ck in rows:
+            out.append(Presence(g, mid, day[first], day[fs], day[ls], msgs or 0, recent.get((g, mid), 0), ck or 0))
+    else:
+        for g, mid, first, fs, ls, msgs, ck in rows:
+            out.append(Presence(g, mid, day[first], day[fs], day[ls], msgs or 0, 0, ck or 0))
     return out
+
+
+class _Days(dict[Any, Any]):
+    """A stored day (ISO string or date) → its date, each distinct value parsed once (None stays None)."""
+
+    def __init__(self) -> None:
+        super().__init__({None: None})
+
+    def __missing__(self, value: Any) -> date | None:
+        out = self[value] = _as_date(value)
+        return out
 
 
 def _presences_scanned(conn: Connection, sc: Scope, start: date, recent_from: date, end: date) -> list[Presence]:
@@ -554,14 +579,24 @@ def _series_kept(
             return None
     params = {"community": sc.community, "start": _bind_day(conn, start), "end": _bind_day(conn, end)}
     key = _period_expr(conn, grain)
+    # grouped by the day itself (no expression per row), folded into periods here: the sums add up
     sums = f"""
-        SELECT {key} AS k, sum(messages), sum(joins), sum(leaves), sum(checkins), sum(speakers)
-        FROM group_days WHERE {sc.where()} AND day >= :start AND day <= :end GROUP BY k
+        SELECT day, sum(messages), sum(joins), sum(leaves), sum(checkins), sum(speakers)
+        FROM group_days WHERE {sc.where()} AND day >= :start AND day <= :end GROUP BY day
     """
-    rows: dict[int, list[int]] = {
-        int(k): [int(ms or 0), int(j or 0), int(lv or 0), int(sp or 0), int(ck or 0)]
-        for k, ms, j, lv, ck, sp in conn.execute(text(sums), params)
-    }
+    rows: dict[int, list[int]] = {}
+    for d, ms, j, lv, ck, sp in conn.execute(text(sums), params):
+        n = day_number(_as_date(d))  # type: ignore[arg-type]
+        k = n if grain == "day" else n // 7
+        row = rows.get(k)
+        if row is None:
+            rows[k] = [int(ms or 0), int(j or 0), int(lv or 0), int(sp or 0), int(ck or 0)]
+        else:
+            row[0] += int(ms or 0)
+            row[1] += int(j or 0)
+            row[2] += int(lv or 0)
+            row[3] += int(sp or 0)
+            row[4] += int(ck or 0)
     if sc.group is None:
         # distinct people across groups: kept per community day, and per week by cohort
         if grain == "day":
@@ -633,7 +668,11 @@ def _streaks_kept(conn: Connection, sc: Scope, start: date, end: date) -> list[t
         return None
     params = {"community": sc.community}
     first, last = conn.execute(
-        text("SELECT min(day), max(day) FROM rollups WHERE community_id = :community AND checkins > 0"), params
+        text(
+            """SELECT (SELECT min(day) FROM rollups WHERE community_id = :community AND checkins > 0),
+                      (SELECT max(day) FROM rollups WHERE community_id = :community AND checkins > 0)"""
+        ),
+        params,
     ).one()
     kept_last = conn.execute(
         text("SELECT max(last_day) FROM checkin_streaks WHERE community_id = :community"), params
@@ -740,7 +779,14 @@ class Activation:
 
 
 def activation(conn: Connection, sc: Scope, start: date, end: date, grain: Grain = "week") -> list[Activation]:
-    """Newcomers who spoke in their group within 7 days of joining, by join cohort."""
+    """Newcomers who spoke in their group within 7 days of joining, by join cohort.
+
+    The member's first and last message days in the group (``member_groups``)
+    settle most joins: no message in the 7 days when the first is after them
+    or the last before them, one when the first is in them. Only a join
+    between the first and the last message day (someone who came back) looks
+    at the rollups of those 7 days; so does a join without a ``member_groups`` row.
+    """
     if _sqlite(conn):
         within = f"date(j.day, '+{ACTIVATION_DAYS - 1} days')"
     else:
@@ -748,10 +794,15 @@ def activation(conn: Connection, sc: Scope, start: date, end: date, grain: Grain
     key = _period_expr(conn, grain, "j.day")
     sql = f"""
         SELECT {key} AS k, count(*),
-               sum(CASE WHEN EXISTS (
+               sum(CASE
+                   WHEN mg.group_id IS NOT NULL AND (mg.first_message_day IS NULL OR mg.first_message_day > {within}
+                        OR mg.last_message_day < j.day) THEN 0
+                   WHEN mg.first_message_day >= j.day THEN 1
+                   WHEN EXISTS (
                    SELECT 1 FROM rollups r WHERE r.group_id = j.group_id AND r.member_id = j.member_id
                    AND r.day >= j.day AND r.day <= {within} AND r.messages > 0) THEN 1 ELSE 0 END)
         FROM rollups j
+        LEFT JOIN member_groups mg ON mg.group_id = j.group_id AND mg.member_id = j.member_id
         WHERE {sc.where("j")} AND j.joins > 0 AND j.day >= :start AND j.day <= :end
         GROUP BY k ORDER BY k
     """
@@ -849,13 +900,15 @@ def lurkers(
             pres = presences(conn, sc, as_of, as_of)
         persons = people(pres)
     found = []
-    for q in persons.values():
-        if q.left is not None:
-            continue
-        since = q.last_spoke or q.first_seen
-        quiet = (as_of - since).days
-        if quiet >= silent_days:
-            found.append((q, quiet))
+    latest: date | None
+    try:
+        latest = as_of - timedelta(days=silent_days)  # silent for silent_days or more: since this day or earlier
+    except OverflowError:  # before the first day of the calendar (nobody) or after its last (everybody)
+        latest = None if silent_days > 0 else date.max
+    if latest is not None:
+        for q in persons.values():
+            if q.left is None and (q.last_spoke or q.first_seen) <= latest:
+                found.append((q, (as_of - (q.last_spoke or q.first_seen)).days))
     names = member_names(conn, [q.member_id for q, _ in found])
     out = []
     for q, quiet in found:
@@ -918,10 +971,12 @@ def top_contributors(conn: Connection, persons: dict[int, Person], n: int = 10) 
 
 def top_between(conn: Connection, sc: Scope, start: date, end: date, n: int = 3) -> list[Contributor]:
     """The ``n`` members who wrote most in [start, end] (a short window: its rows only)."""
+    # grouped by +member_id (the same values): grouped by the bare column, SQLite walks the
+    # (member_id, day) index member by member instead of reading the window's days (3× slower here)
     sql = f"""
-        SELECT member_id, sum(messages) AS n FROM rollups
+        SELECT +member_id AS member_id, sum(messages) AS n FROM rollups
         WHERE {sc.where()} AND day >= :start AND day <= :end AND messages > 0
-        GROUP BY member_id ORDER BY n DESC, member_id LIMIT {int(n) * 2}
+        GROUP BY +member_id ORDER BY n DESC, member_id LIMIT {int(n) * 2}
     """
     rows = [
         (int(mid), int(k))
@@ -980,17 +1035,57 @@ class SizeBucket(_Rates):
     days: int
 
 
-def group_activity(sc: Scope, pres: Iterable[Presence], start: date, end: date) -> list[GroupActivity]:
-    """Members at ``end``, speakers and messages over the last RECENT_DAYS days, per group."""
+def recent_by_group(conn: Connection, sc: Scope, end: date) -> dict[int, tuple[int, int]] | None:
+    """group id → (speakers, messages) over the last RECENT_DAYS days up to ``end``, from the aggregates.
+
+    None unless ``end`` is on or after the scope's last day with data: then a
+    member spoke in those days exactly when their ``member_groups`` row's last
+    message day is in them, and the messages are ``group_days``' sums.
+    """
+    span = data_range(conn, sc)
+    if span is None or end < span[1]:
+        return None
+    params = {"community": sc.community, "recent": _bind_day(conn, end - timedelta(days=RECENT_DAYS - 1)),
+              "end": _bind_day(conn, end)}
+    speakers = {
+        int(g): int(n)
+        for g, n in conn.execute(
+            text(f"""SELECT group_id, count(*) FROM member_groups
+                     WHERE {sc.where()} AND last_message_day >= :recent GROUP BY group_id"""),
+            params,
+        )
+    }
+    messages = {
+        int(g): int(n or 0)
+        for g, n in conn.execute(
+            text(f"""SELECT group_id, sum(messages) FROM group_days
+                     WHERE {sc.where()} AND day >= :recent AND day <= :end GROUP BY group_id"""),
+            params,
+        )
+    }
+    return {g: (n, messages.get(g, 0)) for g, n in speakers.items()}
+
+
+def group_activity(
+    sc: Scope, pres: Iterable[Presence], start: date, end: date, recent: dict[int, tuple[int, int]] | None = None
+) -> list[GroupActivity]:
+    """Members at ``end``, speakers and messages over the last RECENT_DAYS days, per group.
+
+    ``recent`` (from :func:`recent_by_group`) gives the speakers and messages
+    per group instead of the presences' ``recent`` counts.
+    """
     days = min(RECENT_DAYS, (end - start).days + 1)
     acc: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     for p in pres:
         a = acc[p.group_id]
         if p.left is None:
             a[0] += 1
-        if p.recent > 0:
+        if recent is None and p.recent > 0:
             a[1] += 1
             a[2] += p.recent
+    if recent is not None:
+        for gid, a in acc.items():
+            a[1], a[2] = recent.get(gid, (0, 0))
     out = []
     for gid, (members, speakers, messages) in acc.items():
         g = sc.groups.get(gid)

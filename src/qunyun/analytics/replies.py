@@ -282,11 +282,13 @@ def load_messages(
     group_key: str | None = None,
     *,
     extra: timedelta = ANSWER_WINDOW,
+    groups: Iterable[str] | None = None,
 ) -> list[ChatMessage]:
     """Visible messages of ``community`` from local ``since`` to ``until`` (inclusive) + ``extra``.
 
     A message's key is its ``msg_id``, its group the group key, its author
-    the platform user id. Ordered by group, then time.
+    the platform user id. Ordered by group, then time. ``groups`` (keys)
+    keeps only those groups' messages.
     """
     start, end = _bounds(conn, community, since, until)
     msg = m.table(m.MessageRow)
@@ -307,6 +309,8 @@ def load_messages(
     )
     if group_key is not None:
         q = q.where(grp.c.key == group_key)
+    if groups is not None:
+        q = q.where(grp.c.key.in_(sorted(groups)))
     return [
         ChatMessage(
             key=r[1], ts=r[2], author=r[3], text=r[4] or "", reply_to=r[5],
@@ -319,14 +323,53 @@ def load_messages(
 def questions_in_period(
     conn: Connection, community: str, since: date, until: date, group_key: str | None = None
 ) -> list[Question]:
-    """Questions asked from local day ``since`` to ``until``, each with its first answer."""
+    """Questions asked from local day ``since`` to ``until``, each with its first answer.
+
+    Only groups with a question in the period are linked: their messages are
+    read in full; in the others only the texts of the period are read, once.
+    """
     start, end = _bounds(conn, community, since, until)
-    messages = load_messages(conn, community, since, until, group_key)
+    asking = _groups_with_questions(conn, community, start, end, group_key)
+    if not asking:
+        return []
+    messages = load_messages(conn, community, since, until, group_key, groups=asking)
     out: list[Question] = []
     # load_messages orders by group: one slice per group, not a pass over all messages per group
     for _group, mine in itertools.groupby(messages, key=lambda msg: msg.group):
         out.extend(q for q in find_questions(list(mine)) if start <= q.ts < end)
     return out
+
+
+def _groups_with_questions(
+    conn: Connection, community: str, start: datetime, end: datetime, group_key: str | None
+) -> set[str]:
+    """Keys of the groups with a visible message in [start, end) that :func:`is_question` accepts.
+
+    A group without one has no question for :func:`find_questions` to report
+    (links never cross groups), so its messages need not be linked at all.
+    """
+    msg = m.table(m.MessageRow)
+    grp = m.table(m.Group)
+    q = (
+        select(grp.c.key, msg.c.text)
+        .distinct()
+        .select_from(msg.join(grp, grp.c.id == msg.c.group_id))
+        .where(grp.c.community_id == community, msg.c.ts >= start, msg.c.ts < end, msg.c.status == "visible")
+    )
+    if group_key is not None:
+        q = q.where(grp.c.key == group_key)
+    found: set[str] = set()
+    judged: dict[str, bool] = {}  # the same text is judged once
+    for key, body in conn.execute(q):
+        if key in found:
+            continue
+        body = body or ""
+        asks = judged.get(body)
+        if asks is None:
+            asks = judged[body] = is_question(body)
+        if asks:
+            found.add(key)
+    return found
 
 
 def answer_stats(

@@ -256,7 +256,9 @@ def build_report(
         raise mx.AnalyticsError(
             f"the report would start ({start}) after it ends ({end})", hint="give an earlier --since"
         )
-    pres = timed("presences", lambda: mx.presences(conn, sc, start, end))
+    # per group, the last weeks' speakers and messages from the aggregates when they answer
+    recent = timed("groups", lambda: mx.recent_by_group(conn, sc, end))
+    pres = timed("presences", lambda: mx.presences(conn, sc, start, end, recent=recent is None))
     persons = timed("people", lambda: mx.people(pres))
     counter = timed("members", lambda: mx.member_counter(conn, sc, end, pres, persons))
     daily = timed("daily series", lambda: mx.series(conn, sc, start, end, "day", counter=counter))
@@ -287,7 +289,7 @@ def build_report(
         retention=timed("retention", lambda: mx.retention(conn, sc, start, end)),
         lurkers=timed("lurkers", lambda: mx.lurkers(conn, sc, end, silent_days, pres=pres, persons=persons)),
         checkins=timed("check-ins", lambda: mx.checkin_stats(conn, sc, start, end, counter)),
-        groups=(groups := timed("groups", lambda: mx.group_activity(sc, pres, start, end))),
+        groups=(groups := timed("groups", lambda: mx.group_activity(sc, pres, start, end, recent))),
         buckets=mx.size_buckets(groups),
         timings=timings,
     )
@@ -336,11 +338,13 @@ def _lifecycle_parts(
         value, why = _optional("value")
     if value is not None:
         try:
-            found = timed("member values", lambda: list(value.member_values(conn, sc.community, end)))
             counts: dict[tuple[str, str], int] = {}
-            for v in found:
-                k = (str(v.archetype), str(v.level))
-                counts[k] = counts.get(k, 0) + 1
+            if hasattr(value, "value_counts"):  # the counts only: no member's name is read
+                counts = timed("member values", lambda: dict(value.value_counts(conn, sc.community, end)))
+            else:
+                for v in timed("member values", lambda: list(value.member_values(conn, sc.community, end))):
+                    k = (str(v.archetype), str(v.level))
+                    counts[k] = counts.get(k, 0) + 1
             rep.values = [ValueGroup(a, lv, n) for (a, lv), n in sorted(counts.items(), key=lambda kv: -kv[1])]
         except (AttributeError, TypeError, NotImplementedError) as exc:
             rep.values = None

@@ -35,12 +35,12 @@ read of the period's messages); everything else from rollups.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, bindparam, select, text
 
 from qunyun.analytics import replies
 from qunyun.store import member_months as mmk
@@ -210,17 +210,24 @@ def held_level(points: Mapping[date, float], as_of: date, period: Period = PERIO
 
 def archetype(b: Behaviour, big_name_cut: float) -> str:
     """The archetype of a member with behaviour ``b`` (rules in the module docstring)."""
-    if b.role in ADMIN_ROLES:
+    return _archetype(b.role, b.messages, b.links_media, b.attention, b.questions, b.answers, big_name_cut)
+
+
+def _archetype(
+    role: str, messages: int, links_media: int, attention: int, questions: int, answers: int, big_name_cut: float
+) -> str:
+    """:func:`archetype` on the behaviour's fields (no object per member)."""
+    if role in ADMIN_ROLES:
         return "admin"
-    if b.messages < LURKER_MAX_MESSAGES:
+    if messages < LURKER_MAX_MESSAGES:
         return "lurker"
-    if b.attention >= max(BIG_NAME_MIN_ATTENTION, big_name_cut) and b.attention >= b.messages:
+    if attention >= max(BIG_NAME_MIN_ATTENTION, big_name_cut) and attention >= messages:
         return "big_name"
-    if b.answers >= ANSWERER_MIN and b.answers > b.questions:
+    if answers >= ANSWERER_MIN and answers > questions:
         return "answerer"
-    if b.links_media >= SHARER_MIN and b.links_media >= SHARER_SHARE * b.messages:
+    if links_media >= SHARER_MIN and links_media >= SHARER_SHARE * messages:
         return "sharer"
-    if b.questions >= ASKER_MIN and b.questions > b.answers:
+    if questions >= ASKER_MIN and questions > answers:
         return "asker"
     return "member"
 
@@ -371,9 +378,85 @@ def member_values(
     or with ``kept=False``, from the rollups (:func:`_scores_sql`). Both
     give the same values.
     """
+    found = _found(conn, community, as_of, period, kept)
+    people: dict[int, tuple[str, str | None]] = {}
+    ids = sorted(found)
+    # names of the members found only (not every member the community ever had), in chunks of ids
+    for i in range(0, len(ids), 10_000):
+        chunk = ", ".join(str(int(x)) for x in ids[i : i + 10_000])
+        for mid, uid, name, erased in conn.execute(
+            text(f"SELECT id, user_id, name, erased FROM members WHERE community_id = :c AND id IN ({chunk})"),
+            {"c": community},
+        ):
+            if not erased:
+                people[int(mid)] = (uid, name)
+    by_uid = {uid: mid for mid, (uid, _) in people.items()}
+    out = []
+    for mid, score, level, kind in _judge(conn, community, as_of, found, people, by_uid):
+        uid, name = people[mid]
+        out.append(MemberValue(mid, name or uid, round(score, 2), level, kind))
+    out.sort(key=lambda v: (-v.score, v.member_id))
+    return out
+
+
+def value_counts(
+    conn: Connection, community: str, as_of: date, *, period: Period = PERIOD, kept: bool | None = None
+) -> dict[tuple[str, str], int]:
+    """(archetype, level) → members, for the same members as :func:`member_values`.
+
+    The keys come in the order they first appear in :func:`member_values`'
+    list (highest score first). No names are read: only the ids of erased
+    members (and of other communities' members) are, to leave them out, and
+    the ids behind the user ids that asked or answered questions.
+    """
+    found = _found(conn, community, as_of, period, kept)
+    if not found:
+        return {}
+    lo, hi = min(found), max(found)
+    gone = {
+        int(mid)
+        for (mid,) in conn.execute(
+            text("SELECT id FROM members WHERE id >= :lo AND id <= :hi AND (erased OR community_id <> :c)"),
+            {"lo": lo, "hi": hi, "c": community},
+        )
+    }
+    alive = found.keys() - gone
+
+    def uid_map(uids: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for i in range(0, len(uids), 5_000):
+            for mid, uid in conn.execute(
+                text("SELECT id, user_id FROM members WHERE community_id = :c AND user_id IN :u ORDER BY id")
+                .bindparams(bindparam("u", expanding=True)),
+                {"c": community, "u": uids[i : i + 5_000]},
+            ):
+                if int(mid) in alive:
+                    out[uid] = int(mid)
+        return out
+
+    # each key's first place in member_values' order: the highest rounded score, then the lowest id
+    first: dict[tuple[str, str], tuple[float, int]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for mid, score, level, kind in _judge(conn, community, as_of, found, alive, uid_map):
+        k = (kind, level)
+        n = counts.get(k)
+        if n is None:
+            counts[k] = 1
+            first[k] = (-round(score, 2), mid)
+            continue
+        counts[k] = n + 1
+        rank = (-round(score, 2), mid)
+        if rank < first[k]:
+            first[k] = rank
+    return {k: counts[k] for k in sorted(counts, key=first.__getitem__)}
+
+
+def _found(
+    conn: Connection, community: str, as_of: date, period: Period, kept: bool | None
+) -> dict[int, tuple[float, str, int, int, int]]:
+    """member id → (score, level held, messages, links + media, attention) of every member seen."""
     first = as_of - timedelta(days=LOOKBACK_DAYS)
     start = period_start(as_of, period)
-    window = as_of - timedelta(days=ARCHETYPE_DAYS - 1)
     sqlite = conn.dialect.name == "sqlite"
 
     def bind(d: date) -> object:
@@ -387,19 +470,25 @@ def member_values(
         for mid, score, peak, msgs, lm, att in conn.execute(text(sql), params):
             level = level_of(float(peak or 0.0) + TIE)
             found[int(mid)] = (float(score or 0.0), level, int(msgs or 0), int(lm or 0), int(att or 0))
+    return found
+
+
+def _judge(
+    conn: Connection,
+    community: str,
+    as_of: date,
+    found: Mapping[int, tuple[float, str, int, int, int]],
+    alive: Collection[int],
+    by_uid: Mapping[str, int] | Callable[[list[str]], Mapping[str, int]],
+) -> Iterator[tuple[int, float, str, str]]:
+    """(member id, score, level, archetype) of the ``found`` members in ``alive``, in ``found``'s order.
+
+    ``by_uid`` maps the user ids of the questions' askers and answerers to
+    member ids (or is a function that looks them up).
+    """
     ms = m.table(m.Membership)
     g = m.table(m.Group)
-    # names of the members found only (not every member the community ever had), in chunks of ids
-    people: dict[int, tuple[str, str | None]] = {}
-    ids = sorted(found)
-    for i in range(0, len(ids), 10_000):
-        chunk = ", ".join(str(int(x)) for x in ids[i : i + 10_000])
-        for mid, uid, name, erased in conn.execute(
-            text(f"SELECT id, user_id, name, erased FROM members WHERE community_id = :c AND id IN ({chunk})"),
-            {"c": community},
-        ):
-            if not erased:
-                people[int(mid)] = (uid, name)
+    window = as_of - timedelta(days=ARCHETYPE_DAYS - 1)
     roles: dict[int, str] = {}
     for mid, role in conn.execute(
         select(ms.c.member_id, ms.c.role)
@@ -409,26 +498,16 @@ def member_values(
         if role in ADMIN_ROLES:
             roles[int(mid)] = role
     qa = replies.member_questions_and_answers(conn, community, window, as_of)
-    by_uid = {uid: mid for mid, (uid, _) in people.items()}
-    qa_by_id = {by_uid[u]: v for u, v in qa.items() if u in by_uid}
-    members = [mid for mid in found if mid in people]
+    uids = by_uid(sorted(qa)) if callable(by_uid) else by_uid
+    qa_by_id = {uids[u]: v for u, v in qa.items() if u in uids}
+    members = [mid for mid in found if mid in alive]
     cut = big_name_cut([found[mid][4] for mid in members])
-    out = []
+    none = (0, 0)
     for mid in members:
         score, level, messages, links_media, attention = found[mid]
-        asked, answered = qa_by_id.get(mid, (0, 0))
-        b = Behaviour(
-            messages=messages,
-            links_media=links_media,
-            attention=attention,
-            questions=asked,
-            answers=answered,
-            role=roles.get(mid, "member"),
-        )
-        uid, name = people[mid]
-        out.append(MemberValue(mid, name or uid, round(score, 2), level, archetype(b, cut)))
-    out.sort(key=lambda v: (-v.score, v.member_id))
-    return out
+        asked, answered = qa_by_id.get(mid, none)
+        kind = _archetype(roles.get(mid, "member"), messages, links_media, attention, asked, answered, cut)
+        yield mid, score, level, kind
 
 
 def _kept(conn: Connection, community: str, as_of: date) -> dict[int, tuple[float, str, int, int, int]] | None:
