@@ -14,6 +14,8 @@ Users (password ``correct horse battery``):
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,8 +128,8 @@ def _database(backend: str, where: Path, schemas: list[str]) -> str:
     return _pg_url_for_schema(PG_URL, schema)
 
 
-def build_site(backend: str, where: Path, schemas: list[str], **demo: Any) -> Site:
-    db_url = _database(backend, where, schemas)
+def build_site(backend: str, where: Path, schemas: list[str], *, db_url: str | None = None, **demo: Any) -> Site:
+    db_url = db_url or _database(backend, where, schemas)
     run = run_demo(out=where / "demo", db_url=db_url, **demo)
     config = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
     config["communities"].append(OTHER)
@@ -150,7 +152,63 @@ def demo_site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return build_site(request.param, where, _pg_schemas, members=150, days=28)
 
 
+@pytest.fixture(scope="session")
+def _fresh_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One small demo per database, run once; each ``fresh_site`` is a copy of it.
+
+    SQLite: the file is copied. PostgreSQL: a database of its own made with
+    ``CREATE DATABASE … TEMPLATE`` (a file-level copy, a fraction of a second
+    where running the demo again takes seconds). Dropped at the end.
+    """
+    made: dict[str, Any] = {"databases": []}
+    yield made
+    if made["databases"] and PG_URL:
+        admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in made["databases"]:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _pg_database(name: str, template: str | None = None) -> str:
+    admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    admin.dispose()
+    return _admin_url().set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_site(request: pytest.FixtureRequest, tmp_path: Path, _pg_schemas: list[str]) -> Site:
-    """A small demo community of this test's own, for tests that change things."""
-    return build_site(request.param, tmp_path, _pg_schemas, members=80, days=21)
+def fresh_site(request: pytest.FixtureRequest, tmp_path: Path, _fresh_templates: dict[str, Any]) -> Site:
+    """A small demo community (80 members, 21 days) of this test's own, for tests that change things."""
+    backend = request.param
+    if backend == "postgresql" and not PG_URL:
+        if IN_CI:
+            pytest.fail("CI=true but QUNYUN_TEST_DATABASE_URL is not set")
+        pytest.skip("set QUNYUN_TEST_DATABASE_URL to run the PostgreSQL half")
+    template = _fresh_templates.get(backend)
+    if template is None:
+        where = Path(tempfile.mkdtemp(prefix=f"qunyun-fresh-{backend}-", dir=tmp_path.parent))
+        if backend == "sqlite":
+            site = build_site(backend, where, [], members=80, days=21)
+        else:
+            name = "qy_tpl_" + uuid.uuid4().hex[:12]
+            _fresh_templates["databases"].append(name)
+            site = build_site(backend, where, [], members=80, days=21, db_url=_pg_database(name))
+            template_name = name
+        template = _fresh_templates[backend] = {"where": where, "site": site,
+                                                "database": template_name if backend != "sqlite" else None}
+    where: Path = template["where"]
+    shutil.copytree(where / "demo", tmp_path / "demo")
+    config = tmp_path / "demo" / template["site"].config.name
+    # the configuration names its own directory (the digests' out_dir): point it at the copy
+    config.write_text(config.read_text(encoding="utf-8").replace(str(where / "demo"), str(tmp_path / "demo")),
+                      encoding="utf-8")
+    if backend == "sqlite":
+        shutil.copyfile(where / "console.db", tmp_path / "console.db")
+        db_url = f"sqlite:///{tmp_path / 'console.db'}"
+    else:
+        name = "qy_" + uuid.uuid4().hex[:12]
+        _fresh_templates["databases"].append(name)
+        db_url = _pg_database(name, template["database"])
+    return Site(config, db_url, FakeClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC)), backend)
