@@ -179,3 +179,14 @@ def test_a_page_reading_does_not_hold_the_engines_write_lock(demo_site: Site) ->
         assert conn.execute(text("SELECT count(*) FROM members")).scalar_one() > 0  # a read transaction is open
         answer = state.engine.query("demo", "qa", "questions", {"status": "all", "limit": 1})
         assert isinstance(answer, dict)
+
+
+def test_nul_characters_in_a_body_are_refused_not_a_server_error(demo_site: Site, tokens: dict[str, str]) -> None:
+    client = demo_site.client()
+    answer = client.post("/api/v1/communities/demo/fund/payments", json={"amount": 1, "member": "\u0000"},
+                         headers={"Authorization": f"Bearer {tokens['adam-write']}"})
+    assert 400 <= answer.status_code < 500, answer.text
+    body = answer.json()
+    assert set(body) == {"ok", "error", "code"} and body["ok"] is False
+    if demo_site.backend == "postgresql":
+        assert body["code"] == "bad_request" and "NUL" in body["error"]

@@ -19,6 +19,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qunyun.config.model import load_settings
@@ -148,6 +149,17 @@ def _errors(app: FastAPI) -> None:
         if _is_api(request):
             return api_error(400, str(exc), "invalid")
         return render(request, "error.html", status=400, message_key="error.title", detail=str(exc))
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> Response:
+        # PostgreSQL refuses NUL characters in text; the query string is checked at the
+        # edge, bodies (JSON, forms) land here: the input is wrong, not the server
+        if "NUL" in str(exc.orig):
+            message = "text may not contain NUL (\\x00) characters; remove them and send again"
+            if _is_api(request):
+                return api_error(400, message, "bad_request")
+            return render(request, "error.html", status=400, message_key="error.title", detail=message)
+        return await crash(request, exc)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:
