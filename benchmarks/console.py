@@ -17,7 +17,10 @@ Steps:
    the app's own time (its ``Server-Timing`` header) and of the client's;
 4. load — ``--users`` concurrent signed-in users for ``--seconds``, each
    looping over a mix (overview, the groups table, a random group's page, a
-   directory search for a random term): requests/s, p50/p99 per page, errors.
+   directory search for a random term): requests/s, p50/p99 per page, errors;
+   once with operators pausing about ``--think`` seconds between clicks (as
+   people do), once without pausing (a saturation test: with 20 users and
+   no pause the median is 20 ÷ requests per second, whatever the page).
 
 Targets (the console issue): overview and group pages ≤ 200 ms server time
 (median); directory search ≤ 100 ms over 100,000 members; zero errors.
@@ -202,7 +205,8 @@ def single(base: str, cookies: httpx.Cookies, groups: list[str], samples: int) -
                   f"{statistics.median(cli):10.1f} {_pct(cli, 0.99):10.1f}")
 
 
-async def load(base: str, cookies: httpx.Cookies, groups: list[str], users: int, seconds: float) -> None:
+async def load(base: str, cookies: httpx.Cookies, groups: list[str], users: int, seconds: float,
+               think: float = 0.0) -> None:
     results: dict[str, list[tuple[float, float]]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     stop = time.perf_counter() + seconds
@@ -223,12 +227,16 @@ async def load(base: str, cookies: httpx.Cookies, groups: list[str], users: int,
                         errors[name] += 1
                     else:
                         results[name].append((server_ms(answer), took))
+                    if think:
+                        # an operator reads the page before the next click (0: no pause, a saturation test)
+                        await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
     t0 = time.perf_counter()
     await asyncio.gather(*(user(n) for n in range(users)))
     wall = time.perf_counter() - t0
     total = sum(len(v) for v in results.values())
-    print(f"\nload: {users} concurrent users for {wall:.0f} s — {total:,} answers, {total / wall:.1f} requests/s, "
+    print(f"\nload: {users} concurrent users for {wall:.0f} s, {think:g} s between clicks — {total:,} answers, "
+          f"{total / wall:.1f} requests/s, "
           f"{sum(errors.values())} errors")
     print(f"{'page':<18} {'requests':>8} {'server p50':>10} {'server p99':>10} {'client p50':>10} {'client p99':>10} {'errors':>6}")
     for name in results.keys() | errors.keys():
@@ -245,6 +253,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--think", type=float, nargs="*", default=[1.0, 0.0],
+                    help="seconds an operator pauses between clicks (one load run per value; 0 = no pause)")
     args = ap.parse_args()
 
     url = ensure_data(args.db)
@@ -274,7 +284,8 @@ def main() -> None:
         cookies = sign_in(base, "bench", password)
         print(f"console at {base}, clock at {end}; load average {os.getloadavg()[0]:.1f}")
         single(base, cookies, list(groups), args.samples)
-        asyncio.run(load(base, cookies, list(groups), args.users, args.seconds))
+        for think in args.think:
+            asyncio.run(load(base, cookies, list(groups), args.users, args.seconds, think))
         print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:
         server.terminate()
