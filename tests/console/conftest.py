@@ -99,8 +99,8 @@ def _pg_schemas() -> Iterator[list[str]]:
     yield made
     if made and PG_URL:
         admin = create_engine(_admin_url())
-        with admin.begin() as conn:
-            for schema in made:
+        for schema in made:  # one transaction each: dropping them all at once runs out of lock slots
+            with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
 

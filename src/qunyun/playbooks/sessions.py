@@ -50,7 +50,7 @@ Role = Literal["owner", "admin", "assistant", "guest", "member"]
 #: Statuses in which a session still matters to messages in its group.
 _OPEN = ("scheduled", "live")
 #: how far ahead a session may be planned (beyond, its stages' dates could leave the calendar)
-MAX_AHEAD = timedelta(days=3653)
+MAX_AHEAD = timedelta(days=36525)
 
 
 def parse_duration(value: str) -> timedelta:
@@ -776,7 +776,7 @@ class Sessions(Playbook):
         if start - ctx.now > MAX_AHEAD:
             raise CommandError(
                 f"starts_at {start.isoformat()} is more than {MAX_AHEAD.days} days ahead",
-                hint="plan sessions within the next ten years",
+                hint="plan sessions within the next hundred years",
             )
         duration = args.get("duration", cfg.default_duration)
         if type(duration) is not int or not 5 <= duration <= 24 * 60:
