@@ -34,6 +34,7 @@ def test_demo_prints_a_working_sign_in_and_serves_the_console(tmp_path: Path, mo
     assert found, result.output
     user, password = found.groups()
     assert served["host"] == "127.0.0.1" and served["port"] == port and served["config"] == out / "qunyun.yaml"
+    assert served["announce"] is False and "Press Ctrl+C to stop." in result.output  # said once, in the demo's language
 
     client = TestClient(create_app(served["config"], served["db"]), base_url="http://127.0.0.1")
     assert login(client, user, "not the password").headers["location"] == "/login?error=invalid"

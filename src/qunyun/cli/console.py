@@ -107,7 +107,7 @@ def serve(
 
 
 def serve_console(config: Path, db: str | None, *, host: str, port: int, secure_cookies: bool = False,
-                  banner: list[str] | None = None) -> None:
+                  announce: bool = True) -> None:
     from datetime import timedelta
 
     import uvicorn
@@ -117,12 +117,11 @@ def serve_console(config: Path, db: str | None, *, host: str, port: int, secure_
     # dashboards may show numbers up to 5 minutes old while fresher ones are computed,
     # and are computed once at start, so that nobody waits for a full recomputation
     application = create_app(config, db, secure_cookies=secure_cookies, stale_for=timedelta(minutes=5), warm=True)
-    out = Console()
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
-    out.print(_t("Console for {config} at {url}", config=config, url=url), highlight=False)
-    for line in banner or []:
-        out.print(line, highlight=False)
-    out.print(_t("Press Ctrl+C to stop."))
+    if announce:  # `qunyun demo` says where and how to sign in itself, in the demo's language
+        out = Console()
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
+        out.print(_t("Console for {config} at {url}", config=config, url=url), highlight=False)
+        out.print(_t("Press Ctrl+C to stop."))
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
 

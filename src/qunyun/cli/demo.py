@@ -32,6 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
         "console_title": "控制台：",
         "console_login": "登录",
         "console_later": "以后再打开：",
+        "console_stop": "按 Ctrl+C 停止。",
         "day": "第 {day} 天",
         "overview": "概况",
         "events": "事件",
@@ -208,6 +209,7 @@ LABELS: dict[str, dict[str, str]] = {
         "console_title": "Console:",
         "console_login": "Sign in",
         "console_later": "Open it again later:",
+        "console_stop": "Press Ctrl+C to stop.",
         "day": "day {day}",
         "overview": "Overview",
         "events": "Events",
@@ -517,7 +519,8 @@ def serve_demo_console(console: Console, run: DemoRun, locale: str, port: int) -
     console.print(f"[bold]{t['console_title']}[/] {url}", highlight=False)
     console.print(f"  {t['console_login']}: [bold]{user}[/] / [bold]{password}[/]", highlight=False)
     console.print(f"  [dim]{t['console_later']}[/] qunyun console --config {run.config_path}", highlight=False)
-    serve_console(run.config_path, run.db_url, host="127.0.0.1", port=port)
+    console.print(f"  [dim]{t['console_stop']}[/]", highlight=False)
+    serve_console(run.config_path, run.db_url, host="127.0.0.1", port=port, announce=False)
 
 
 # ------------------------------------------------------------------ render
