@@ -547,6 +547,15 @@ def record_payment(
     return page.redirect("fund", msg="msg.done")
 
 
+def _act(page: Page, playbook: str, name: str, args: dict[str, Any]) -> Response:
+    """Give the command; back to the fund page when done, the reason on it when refused."""
+    try:
+        page.command(playbook, name, args)
+    except CommandError as exc:
+        return _overview(page, error=page.t("msg.refused", why=refused(exc)), status=409)
+    return page.redirect("fund", msg="msg.done")
+
+
 @router.post("/c/{community}/fund/awards/approve")
 def approve_awards(page: Admin, week: Annotated[str, Form(max_length=16)] = "") -> Response:
     args: dict[str, Any] = {}
@@ -554,11 +563,7 @@ def approve_awards(page: Admin, week: Annotated[str, Form(max_length=16)] = "") 
         if not _WEEK.match(week):
             return _overview(page, error=page.t("fund.err.week", value=week), status=400)
         args["week"] = week
-    try:
-        page.command("fund", "approve_awards", args)
-    except CommandError as exc:
-        return _overview(page, error=page.t("msg.refused", why=refused(exc)), status=409)
-    return page.redirect("fund", msg="msg.done")
+    return _act(page, "fund", "approve_awards", args)
 
 
 @router.post("/c/{community}/fund/suspense/match")
@@ -576,11 +581,7 @@ def match_suspense(
             args["amount"] = parse_yuan(amount)
     except AmountError as exc:
         return _overview(page, error=amount_message(page, exc), status=400)
-    try:
-        page.command("fund", "match", args)
-    except CommandError as exc:
-        return _overview(page, error=page.t("msg.refused", why=refused(exc)), status=409)
-    return page.redirect("fund", msg="msg.done")
+    return _act(page, "fund", "match", args)
 
 
 @router.post("/c/{community}/fund/suspense/refund")
@@ -599,8 +600,4 @@ def refund_suspense(
             args["amount"] = parse_yuan(amount)
     except AmountError as exc:
         return _overview(page, error=amount_message(page, exc), status=400)
-    try:
-        page.command("challenge" if via == "challenge" else "fund", "refund", args)
-    except CommandError as exc:
-        return _overview(page, error=page.t("msg.refused", why=refused(exc)), status=409)
-    return page.redirect("fund", msg="msg.done")
+    return _act(page, "challenge" if via == "challenge" else "fund", "refund", args)
