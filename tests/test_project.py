@@ -67,3 +67,29 @@ def test_every_cli_command_has_help_and_a_test() -> None:
 def test_changelog_and_decision_log_exist() -> None:
     assert (ROOT / "CHANGELOG.md").read_text(encoding="utf-8").strip()
     assert (ROOT / "docs" / "decisions.md").read_text(encoding="utf-8").strip()
+
+
+def test_the_wheel_carries_every_file_the_package_reads(tmp_path: Path) -> None:
+    """A plain ``pip install qunyun`` (not editable) gets the console's pages, words and scripts too."""
+    import subprocess
+    import sys
+    import zipfile
+
+    tracked = subprocess.run(["git", "ls-files", "src/qunyun"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        import pytest
+
+        pytest.skip("not a git checkout")
+    needed = {f.removeprefix("src/") for f in tracked.stdout.splitlines()
+              if not f.endswith(".py") and "/fixtures/" not in f}  # recorded payloads are the tests' data
+    assert needed, "no data files found: the check would pass vacuously"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            str(ROOT), "-w", str(tmp_path)], capture_output=True, text=True)
+    if built.returncode != 0:  # no setuptools/wheel here: let pip fetch them
+        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w",
+                                str(tmp_path)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("qunyun-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = sorted(needed - names)
+    assert not missing, f"pyproject's package-data misses {len(missing)} file(s), e.g. {missing[:5]}"

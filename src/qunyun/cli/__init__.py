@@ -32,8 +32,14 @@ def main() -> None:
         app()
     except QunyunError as exc:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        from qunyun.cli.i18n import cli_lang
+
+        lang = cli_lang()
+        label = "错误" if lang == "zh-CN" else "error"
+        Console(stderr=True).print(f"[bold red]{label}:[/] {escape(exc.localized(lang))}", markup=True,
+                                   highlight=False)
         sys.exit(2)
 
 

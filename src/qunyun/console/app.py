@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qunyun.config.model import load_settings
 from qunyun.console.accounts import Accounts
 from qunyun.console.security import GuardMiddleware, LoginLimiter
-from qunyun.console.web import ConsoleState, NotSignedIn, render
+from qunyun.console.web import ConsoleState, NotSignedIn, language, render
 from qunyun.core.clock import Clock, SystemClock
 from qunyun.core.errors import CommandError, QunyunError
 from qunyun.engine.engine import Engine
@@ -140,15 +140,17 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(CommandError)
     async def refused(request: Request, exc: CommandError) -> Response:
-        if _is_api(request):
+        if _is_api(request):  # the API speaks English: scripts match on it; `code` is the stable part
             return api_error(409, str(exc), "refused")
-        return render(request, "error.html", status=409, message_key="error.title", detail=str(exc))
+        return render(request, "error.html", status=409, message_key="error.title",
+                      detail=exc.localized(language(request)))
 
     @app.exception_handler(QunyunError)
     async def qunyun_error(request: Request, exc: QunyunError) -> Response:
         if _is_api(request):
             return api_error(400, str(exc), "invalid")
-        return render(request, "error.html", status=400, message_key="error.title", detail=str(exc))
+        return render(request, "error.html", status=400, message_key="error.title",
+                      detail=exc.localized(language(request)))
 
     @app.exception_handler(DataError)
     async def unstorable(request: Request, exc: DataError) -> Response:

@@ -360,9 +360,9 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
     return HTMLResponse(html, status_code=status)
 
 
-def refused(exc: CommandError) -> str:
-    """A refused command's reason for a flash message (its first line, no hint)."""
-    return exc.message
+def refused(exc: CommandError, lang: str) -> str:
+    """A refused command's reason for a flash message, in the page's language (no hint)."""
+    return exc.localized(lang, with_hint=False)
 
 
 def _num(value: Any) -> str:

@@ -79,9 +79,10 @@ class Playbook:
         the command did is kept and the message is shown to the operator.
         List the command names in :attr:`commands` so tools can offer them.
         """
-        from qunyun.core.errors import CommandError
+        from qunyun.core.errors import CommandError, Msg
 
-        raise CommandError(f"playbook {self.id!r} has no command {command.name!r}")
+        raise CommandError(Msg("playbook {playbook!r} has no command {command!r}", playbook=self.id,
+                               command=command.name))
 
     def on_postings(self, ctx: Context, postings: list[Posting]) -> None:
         """See the ledger postings other playbooks made for this event or job."""

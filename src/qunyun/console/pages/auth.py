@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from qunyun.console.i18n import normalize
 from qunyun.console.security import LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE
-from qunyun.console.web import audit, current_user, redirect_back, render, state_of
+from qunyun.console.web import audit, current_user, language, redirect_back, render, state_of
 from qunyun.core.errors import CommandError
 
 router = APIRouter()
@@ -110,7 +110,7 @@ def create_token(
         token = state.accounts.create_token(user.username, name, scopes)
     except CommandError as exc:
         return render(request, "account.html", status=400, tokens=state.accounts.tokens(user.username),
-                      created=None, error=exc.message)
+                      created=None, error=exc.localized(language(request), with_hint=False))
     audit(state, user, None, "token.create", target=name, after={"scopes": scopes})
     # shown once, in this response only (never in a URL)
     return render(request, "account.html", tokens=state.accounts.tokens(user.username), created=token)

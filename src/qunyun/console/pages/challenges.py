@@ -180,7 +180,7 @@ def create(
     try:
         made = page.command("challenge", "create", args)
     except CommandError as exc:
-        return _board(page, error=page.t("msg.refused", why=refused(exc)), status=409, form=form)
+        return _board(page, error=page.t("msg.refused", why=refused(exc, page.lang)), status=409, form=form)
     return page.redirect(f"challenges/{made['id']}", msg="msg.done")
 
 
@@ -203,7 +203,7 @@ def record_deposit(
     try:
         page.command("challenge", "record", args)
     except CommandError as exc:
-        return _detail(page, ref, error=page.t("msg.refused", why=refused(exc)), status=409, form=form)
+        return _detail(page, ref, error=page.t("msg.refused", why=refused(exc, page.lang)), status=409, form=form)
     return page.redirect(f"challenges/{found['id']}", msg="msg.done")
 
 
@@ -213,7 +213,7 @@ def withdraw(page: Admin, ref: str, member: Annotated[str, Form(max_length=256)]
     try:
         page.command("challenge", "withdraw", {"member": member.strip(), "challenge": found["id"]})
     except CommandError as exc:
-        return _detail(page, ref, error=page.t("msg.refused", why=refused(exc)), status=409)
+        return _detail(page, ref, error=page.t("msg.refused", why=refused(exc, page.lang)), status=409)
     return page.redirect(f"challenges/{found['id']}", msg="msg.done")
 
 
@@ -223,5 +223,5 @@ def cancel(page: Admin, ref: str) -> Response:
     try:
         page.command("challenge", "cancel", {"challenge": found["id"]})
     except CommandError as exc:
-        return _detail(page, ref, error=page.t("msg.refused", why=refused(exc)), status=409)
+        return _detail(page, ref, error=page.t("msg.refused", why=refused(exc, page.lang)), status=409)
     return page.redirect(f"challenges/{found['id']}", msg="msg.done")

@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from sqlalchemy import Connection, text
 
 from qunyun.config.model import CommunitySettings
-from qunyun.console.web import Admin, ConsoleState, Viewer
+from qunyun.console.web import Admin, ConsoleState, Viewer, refused
 from qunyun.content.markdown import document, to_html
 from qunyun.core.errors import CommandError
 from qunyun.playbooks.qa import iso_week
@@ -148,7 +148,7 @@ def digest_edit(page: Admin, label: str, md: str = Form(max_length=MAX_MD)) -> R
     try:
         page.command("digest", "edit", {"label": label, "md": md})
     except CommandError as exc:
-        return page.redirect(f"digests/{label}", error=page.t("msg.refused", why=exc.message))
+        return page.redirect(f"digests/{label}", error=page.t("msg.refused", why=refused(exc, page.lang)))
     return page.redirect(f"digests/{label}", msg="digests.saved")
 
 
@@ -165,5 +165,5 @@ def digest_publish(page: Admin, label: str, notice: str = Form("yes", max_length
     try:
         page.command("digest", "publish", {"label": label, "notice": notice == "yes"})
     except CommandError as exc:
-        return page.redirect(f"digests/{label}", error=page.t("msg.refused", why=exc.message))
+        return page.redirect(f"digests/{label}", error=page.t("msg.refused", why=refused(exc, page.lang)))
     return page.redirect(f"digests/{label}", msg="digests.published")

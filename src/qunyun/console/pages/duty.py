@@ -164,7 +164,7 @@ def _run(page: Page, name: str, args: dict[str, Any], form: dict[str, str] | Non
     try:
         page.command("duty", name, args)
     except CommandError as exc:
-        return _page(page, error=page.t("msg.refused", why=refused(exc)), status=409, form=form)
+        return _page(page, error=page.t("msg.refused", why=refused(exc, page.lang)), status=409, form=form)
     return page.redirect("duty", msg="msg.done")
 
 

@@ -493,7 +493,7 @@ def reconcile(page: Viewer) -> Response:
             try:
                 result = page.state.engine.query(page.community.id, "fund", "reconcile", {"month": month})
             except CommandError as exc:
-                problem = refused(exc)
+                problem = refused(exc, page.lang)
             else:
                 page.state.memo[key] = result
     rows = list((result or {}).get("members") or [])
@@ -543,7 +543,7 @@ def record_payment(
     try:
         page.command("fund", "record", {"member": uid, "amount": minor, "kind": kind})
     except CommandError as exc:
-        return _overview(page, error=page.t("msg.refused", why=refused(exc)), status=409, form=form)
+        return _overview(page, error=page.t("msg.refused", why=refused(exc, page.lang)), status=409, form=form)
     return page.redirect("fund", msg="msg.done")
 
 
@@ -552,7 +552,7 @@ def _act(page: Page, playbook: str, name: str, args: dict[str, Any]) -> Response
     try:
         page.command(playbook, name, args)
     except CommandError as exc:
-        return _overview(page, error=page.t("msg.refused", why=refused(exc)), status=409)
+        return _overview(page, error=page.t("msg.refused", why=refused(exc, page.lang)), status=409)
     return page.redirect("fund", msg="msg.done")
 
 

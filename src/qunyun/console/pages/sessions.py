@@ -26,7 +26,7 @@ from sqlalchemy import Connection, text
 
 from qunyun.config.model import CommunitySettings
 from qunyun.console.pages.qa import json_field, names_of
-from qunyun.console.web import Admin, Viewer
+from qunyun.console.web import Admin, Viewer, refused
 from qunyun.core.errors import CommandError
 
 router = APIRouter()
@@ -250,7 +250,7 @@ def create_session(page: Admin, topic: str = Form(max_length=200), speaker: str 
     try:
         made = page.command("sessions", "create", args)
     except CommandError as exc:
-        return page.redirect("sessions", error=page.t("msg.refused", why=exc.message))
+        return page.redirect("sessions", error=page.t("msg.refused", why=refused(exc, page.lang)))
     return page.redirect(f"sessions/{made['id']}", msg="sessions.created")
 
 
@@ -267,7 +267,7 @@ def update_stage(page: Admin, sid: str, stage: str = Form(max_length=64), done: 
     try:
         page.command("sessions", "stage", args, id=None)
     except CommandError as exc:
-        return page.redirect(f"sessions/{sid}", error=page.t("msg.refused", why=exc.message))
+        return page.redirect(f"sessions/{sid}", error=page.t("msg.refused", why=refused(exc, page.lang)))
     return page.redirect(f"sessions/{sid}", msg="msg.saved")
 
 
@@ -276,5 +276,5 @@ def cancel_session(page: Admin, sid: str, reason: str = Form("", max_length=200)
     try:
         page.command("sessions", "cancel", {"session": sid, "reason": reason})
     except CommandError as exc:
-        return page.redirect(f"sessions/{sid}", error=page.t("msg.refused", why=exc.message))
+        return page.redirect(f"sessions/{sid}", error=page.t("msg.refused", why=refused(exc, page.lang)))
     return page.redirect(f"sessions/{sid}", msg="sessions.cancelled")
