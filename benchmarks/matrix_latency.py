@@ -1,32 +1,40 @@
 """Event-to-action latency through the Matrix adapter, against a local Synapse.
 
-    python benchmarks/matrix_latency.py                      # 50 events/s for 60 s, one room
+    python benchmarks/matrix_latency.py                      # 50 events/s for 60 s: a group chat's mix, 20 rooms
     python benchmarks/matrix_latency.py --rate 50 --seconds 10
-    python benchmarks/matrix_latency.py --rooms 10           # the same load spread over 10 rooms
+    python benchmarks/matrix_latency.py --mix questions      # every message a question the bot answers
     python benchmarks/matrix_latency.py --homeserver-db sqlite   # Synapse on SQLite, as the tests run it
     python benchmarks/matrix_latency.py --rate 100 --homeserver-only   # no bot: what Synapse alone takes
     python benchmarks/matrix_latency.py --synapse-python /path/to/venv/bin/python   # one with psycopg2
 
 Starts Synapse on loopback (the generated config of the tests' fixture,
 ``tests/adapters/synapse.py``, set up for load: PostgreSQL by default, see
-:data:`TUNING`), registers a bot and ``--senders`` people, and runs the real
-stack: ``MatrixAdapter`` → ``Runtime`` → ``Engine`` (SQLite unless ``--db``,
-the ``faq`` playbook answering every message, cooldown 0) → outbox →
-``deliver``. The people post a question at ``--rate`` messages per second,
-round robin over ``--rooms`` rooms (each a group of the community); each one
-gets an answer sent as a reply to it. The runtime delivers up to
-``--concurrency`` actions at once, each of a different room (a room's answers
-go out in order).
+:data:`TUNING`), registers a bot and ``--senders`` people (each a member of two of the
+``--rooms`` rooms), and runs the real stack: ``MatrixAdapter`` → ``Runtime``
+→ ``Engine`` (SQLite unless ``--db``; the ``checkin``, ``faq`` and
+``moderation`` playbooks) → outbox → ``deliver``. The people post ``--rate``
+events per second, spread over the rooms (each a group of the community).
+
+``--mix chat`` (the default) is what a busy group chat sends: of every 100
+events, 72 are talk (the engine counts them, moderation checks them, no
+answer), 10 are questions the FAQ answers, 10 are check-ins (confirmed the
+first time a member checks in that day, told "already" once, then quiet) and
+8 are reactions. ``--mix questions`` makes every message a question, so every
+event is answered: twice the homeserver's work per event.
+
+The runtime delivers up to ``--concurrency`` actions at once, each of a
+different room (a room's answers go out in order).
 
 The people are a separate process (``PUT /send`` with plain aiohttp, as
 their own clients would be), so their CPU is not the bot's; Synapse needs
 ``psycopg2`` for PostgreSQL: ``--synapse-python`` names an interpreter that
 has it (``pip install psycopg2-binary`` there).
 
-For each message it measures, on one monotonic clock (shared by the
-processes):
+For each event it measures, on one monotonic clock (shared by the
+processes), **handled**: the person starts sending → the engine committed
+it; and for each action the bot sent:
 
-- **total**: the person starts sending → the homeserver accepted the bot's answer;
+- **total**: the person starts sending → the homeserver accepted the bot's action;
 - **homeserver in**: send → the adapter's /sync handed the event over;
 - **engine**: ``Engine.handle`` for that event (the whole transaction);
 - **queue to engine**: waiting in the runtime's event queue;
@@ -34,7 +42,8 @@ processes):
 - **homeserver out**: the ``deliver`` call (PUT …/send/m.room.message/{txnId}).
 
 and reports the median and p99 of each, the share of the total spent in
-each part, whether anything was lost or doubled, the pause between a
+each part, whether anything was lost (an event the engine never handled, an
+action it decided but never delivered) or doubled (an action delivered twice), the pause between a
 room's answers (the runtime's own bookkeeping), and the CPU seconds each
 process used while the load ran (Synapse, its PostgreSQL connections, the
 bot process and, in it, ``Engine.handle``, the people), with Synapse's own
@@ -77,6 +86,8 @@ communities:
     groups:
 {groups}
     playbooks:
+      checkin: {{}}
+      moderation: {{}}
       faq:
         cooldown_minutes: 0
         entries:
@@ -92,7 +103,15 @@ TUNING: dict[str, Any] = {
     # a bigger event cache: the rooms' recent events and their auth chains stay in memory
     "event_cache_size": "50K",
     "caches": {"global_factor": 4.0},
+    # the people are registered before the clock starts; cheap password hashing keeps that short
+    "bcrypt_rounds": 4,
 }
+
+#: what the people send, per 100 events (--mix chat): see the module's docstring
+CHAT_MIX = (("talk", 72), ("question", 10), ("checkin", 10), ("reaction", 8))
+TALK = ("今天的作业第{n}题大家怎么理解的", "同意楼上，补充一点：先看第二章", "晚上的分享几点开始呀",
+        "刚看完回放，收获很大", "有没有人一起组队复盘", "这个方法我试了，效果不错", "周末线下活动还有名额吗",
+        "笔记整理好了，稍后发群文件", "第{n}课的练习我卡住了", "谢谢老师的讲解")
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -145,9 +164,10 @@ def synapse_database(admin_url: str, name: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def tune(config_path: Path, pg: dict[str, Any] | None, metrics_port: int, extra: list[str] | None = None) -> None:
+def tune(config_path: Path, pg: dict[str, Any] | None, metrics_port: int, extra: list[str] | None = None,
+         workers: Workers | None = None, redis_url: str = "") -> None:
     """Rewrite the fixture's homeserver.yaml for the benchmark: PostgreSQL (if given), :data:`TUNING`, metrics,
-    and the ``--synapse-set KEY=YAML`` overrides."""
+    workers (if any) and the ``--synapse-set KEY=YAML`` overrides."""
     import yaml
 
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -164,7 +184,97 @@ def tune(config_path: Path, pg: dict[str, Any] | None, metrics_port: int, extra:
     # Prometheus metrics on a second loopback port: where Synapse spends its CPU, per endpoint and per task
     config["enable_metrics"] = True
     config["listeners"].append({"port": metrics_port, "type": "metrics", "bind_addresses": ["127.0.0.1"]})
+    if workers is not None:
+        workers.configure(config, redis_url)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+class Workers:
+    """Synapse's event persisters as worker processes (``--synapse-workers N``), so that persisting events no
+    longer shares the main process's one core. Needs Redis (``--redis``) for replication and PostgreSQL."""
+
+    def __init__(self, directory: Path, python: str, count: int) -> None:
+        self.dir, self.python, self.count = directory, python, count
+        self.names = [f"persister{i + 1}" for i in range(count)]
+        self.ports = {name: free_port_() for name in self.names}
+        self.metrics = {name: free_port_() for name in self.names}
+        self.main_replication = free_port_()
+        self.procs: list[Any] = []
+
+    def configure(self, config: dict[str, Any], redis_url: str) -> None:
+        """Add replication to the main process's config and write each worker's file."""
+        from urllib.parse import urlparse
+
+        import yaml
+
+        u = urlparse(redis_url)
+        config["redis"] = {"enabled": True, "host": u.hostname or "127.0.0.1", "port": u.port or 6379,
+                           "dbid": int((u.path or "/0").lstrip("/") or 0)}
+        config["instance_map"] = {"main": {"host": "127.0.0.1", "port": self.main_replication},
+                                  **{n: {"host": "127.0.0.1", "port": p} for n, p in self.ports.items()}}
+        config["stream_writers"] = {"events": list(self.names)}
+        config["listeners"].append({"port": self.main_replication, "type": "http", "bind_addresses": ["127.0.0.1"],
+                                    "resources": [{"names": ["replication"]}]})
+        for name in self.names:
+            worker = {
+                "worker_app": "synapse.app.generic_worker", "worker_name": name,
+                "worker_listeners": [
+                    {"type": "http", "port": self.ports[name], "bind_addresses": ["127.0.0.1"],
+                     "resources": [{"names": ["replication"]}]},
+                    {"type": "metrics", "port": self.metrics[name], "bind_addresses": ["127.0.0.1"]},
+                ],
+                "worker_log_config": str(self.dir / "log.config"),
+            }
+            (self.dir / f"{name}.yaml").write_text(yaml.safe_dump(worker, sort_keys=False), encoding="utf-8")
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+
+        for name in self.names:
+            out = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+            self.procs.append(subprocess.Popen(
+                [self.python, "-m", "synapse.app.generic_worker", "-c", str(self.dir / "homeserver.yaml"),
+                 "-c", str(self.dir / f"{name}.yaml")], stdout=out, stderr=subprocess.STDOUT, cwd=self.dir))
+            out.close()
+        deadline = time.monotonic() + 90
+        for name, proc in zip(self.names, self.procs, strict=True):
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"Synapse worker {name} exited: "
+                                     f"{(self.dir / f'{name}.log').read_text(errors='replace')[-2000:]}")
+                try:
+                    socket.create_connection(("127.0.0.1", self.ports[name]), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"Synapse worker {name} did not listen within 90 s") from None
+                    time.sleep(0.2)
+
+    def stop(self) -> None:
+        import subprocess
+
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}/_synapse/metrics" for p in self.metrics.values()]
+
+
+def free_port_() -> int:
+    from tests.adapters.synapse import free_port
+
+    return free_port()
 
 
 _CPU_METRICS = {
@@ -176,13 +286,16 @@ _CPU_METRICS = {
 }
 
 
-def synapse_cpu(metrics_url: str) -> dict[str, float]:
-    """Synapse's CPU seconds so far by endpoint (``GET SyncRestServlet``) and background task (``bg persist_events``)."""
+def synapse_cpu(metrics_urls: list[str]) -> dict[str, float]:
+    """Synapse's CPU seconds so far by endpoint (``GET SyncRestServlet``) and background task (``bg persist_events``),
+    summed over its processes."""
     import re
     import urllib.request
 
-    with urllib.request.urlopen(metrics_url, timeout=10) as resp:
-        text = resp.read().decode()
+    text = ""
+    for url in metrics_urls:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text += resp.read().decode() + "\n"
     out: dict[str, float] = {}
     for line in text.splitlines():
         name, _, rest = line.partition("{")
@@ -201,31 +314,62 @@ def synapse_cpu(metrics_url: str) -> dict[str, float]:
 
 # ------------------------------------------------------------------ the people (a separate process)
 
-def people(conn: Connection, url: str, tokens: list[str], rooms: list[str], rate: float, seconds: float) -> None:
-    """Post ``rate`` questions per second for ``seconds``, round robin over senders and rooms.
+def plan(total: int, rooms: int, members: list[list[int]], mix: str, seed: int = 42) -> list[tuple[int, int, str]]:
+    """(room, sender, kind) for each of ``total`` events: rooms in turn, each room's members in turn."""
+    import random
 
-    Waits for the start time on ``conn``; sends back ``(sent, errors, lag)``:
-    event id → monotonic times the PUT started and was answered, the
-    errors, the most the schedule slipped.
+    rng = random.Random(seed)
+    kinds = [k for k, n in CHAT_MIX for _ in range(n)] if mix == "chat" else ["question"]
+    turn = [0] * rooms
+    out = []
+    for i in range(total):
+        room = i % rooms
+        sender = members[room][turn[room] % len(members[room])]
+        turn[room] += 1
+        out.append((room, sender, rng.choice(kinds)))
+    return out
+
+
+def people(conn: Connection, url: str, tokens: list[str], rooms: list[str], members: list[list[int]], mix: str,
+           rate: float, seconds: float) -> None:
+    """Post ``rate`` events per second for ``seconds`` (see :func:`plan`).
+
+    Waits for the start time on ``conn``; sends back ``(sent, kinds, errors, lag)``:
+    event id → monotonic times the PUT started and was answered, event id →
+    kind, the errors, the most the schedule slipped.
     """
     import aiohttp
 
-    async def run() -> tuple[dict[str, tuple[float, float]], list[str], float]:
+    async def run() -> tuple[dict[str, tuple[float, float]], dict[str, str], list[str], float]:
         start = conn.recv()
         sent: dict[str, tuple[float, float]] = {}
+        kinds: dict[str, str] = {}
+        last_in_room: dict[str, str] = {}  # what a reaction reacts to
         errors: list[str] = []
         lag = 0.0
         txn = secrets.token_hex(4)
         total = int(rate * seconds)
+        steps = plan(total, len(rooms), members, mix)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
 
             async def send(i: int) -> None:
-                room = rooms[i % len(rooms)]
-                headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
-                body = {"msgtype": "m.text", "body": f"请问多少钱？#{i}"}
+                r, sender, kind = steps[i]
+                room = rooms[r]
+                headers = {"Authorization": f"Bearer {tokens[sender]}"}
+                etype = "m.room.message"
+                if kind == "question":
+                    body: dict[str, Any] = {"msgtype": "m.text", "body": f"请问多少钱？#{i}"}
+                elif kind == "checkin":
+                    body = {"msgtype": "m.text", "body": f"打卡 今天读完第{i % 97 + 1}页"}
+                elif kind == "reaction" and room in last_in_room:
+                    etype = "m.reaction"
+                    body = {"m.relates_to": {"rel_type": "m.annotation", "event_id": last_in_room[room], "key": "👍"}}
+                else:
+                    kind = "talk"
+                    body = {"msgtype": "m.text", "body": TALK[i % len(TALK)].format(n=i % 13 + 1) + f"（{i}）"}
                 t0 = time.monotonic()
                 try:
-                    async with session.put(f"{url}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}-{i}",
+                    async with session.put(f"{url}/_matrix/client/v3/rooms/{room}/send/{etype}/{txn}-{i}",
                                            json=body, headers=headers) as resp:
                         data = await resp.json(content_type=None)
                         if resp.status != 200:
@@ -235,6 +379,9 @@ def people(conn: Connection, url: str, tokens: list[str], rooms: list[str], rate
                     errors.append(f"{type(exc).__name__}: {exc}")
                     return
                 sent[str(data["event_id"])] = (t0, time.monotonic())
+                kinds[str(data["event_id"])] = kind
+                if etype == "m.room.message":
+                    last_in_room[room] = str(data["event_id"])
 
             tasks = []
             for i in range(total):
@@ -246,7 +393,7 @@ def people(conn: Connection, url: str, tokens: list[str], rooms: list[str], rate
                     lag = max(lag, -delay)
                 tasks.append(asyncio.create_task(send(i)))
             await asyncio.gather(*tasks)
-        return sent, errors, lag
+        return sent, kinds, errors, lag
 
     conn.send(asyncio.run(run()))
 
@@ -295,8 +442,9 @@ class Bot:
         engine = Engine(self.db, settings, clock=SystemClock(), capabilities={"matrix": adapter.capabilities})
         self.handed: dict[str, float] = {}     # event id → the adapter handed it to the runtime
         self.in_engine: dict[str, tuple[float, float]] = {}
-        self.delivering: dict[str, tuple[float, float]] = {}  # cause → deliver start, end
-        #: room → (start, end) of every accepted answer there, to see the pause between a room's answers
+        #: action id → (cause event id, deliver start, end) of every action the homeserver accepted
+        self.delivered: dict[str, tuple[str, float, float]] = {}
+        #: room → (start, end) of every accepted action there, to see the pause between a room's actions
         self.per_room: dict[str, list[tuple[float, float]]] = {}
         self.doubled: list[str] = []
         self.engine_cpu = 0.0
@@ -322,10 +470,10 @@ class Bot:
             finally:
                 self.flying[0] -= 1
             if result.status == "ok":
-                if action["cause"] in self.delivering:
-                    self.doubled.append(action["cause"])
-                self.delivering[action["cause"]] = (t0, time.monotonic())
-                self.per_room.setdefault(str(action.get("room")), []).append(self.delivering[action["cause"]])
+                if action["id"] in self.delivered:
+                    self.doubled.append(action["id"])
+                self.delivered[action["id"]] = (str(action["cause"]), t0, time.monotonic())
+                self.per_room.setdefault(str(action.get("room")), []).append((t0, time.monotonic()))
             return result
 
         adapter.deliver = timed_deliver  # type: ignore[method-assign]
@@ -346,10 +494,20 @@ class Bot:
         self.adapter._sink = timed_sink
 
     async def stop(self) -> None:
-        self.runtime.request_stop("benchmark over")
-        if self.task is not None:
+        if self.task is not None and not self.task.done():
+            self.runtime.request_stop("benchmark over")
             await self.task
         self.db.dispose()
+
+    def actions_by_status(self) -> dict[str, int]:
+        """The outbox's actions by status: what the engine decided and what became of it."""
+        from sqlalchemy import func, select
+
+        from qunyun.store import models as m
+
+        t = m.table(m.ActionRow)
+        with self.db.connect() as conn:
+            return {str(k): int(n) for k, n in conn.execute(select(t.c.status, func.count()).group_by(t.c.status))}
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -373,25 +531,41 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             if u.password:
                 pg["password"] = u.password
         metrics_port = free_port()
-        metrics_url = f"http://127.0.0.1:{metrics_port}/_synapse/metrics"
-        tune(workdir / "synapse" / "homeserver.yaml", pg, metrics_port, args.synapse_set)
+        metrics_urls = [f"http://127.0.0.1:{metrics_port}/_synapse/metrics"]
+        workers = Workers(workdir / "synapse", args.synapse_python, args.synapse_workers) \
+            if args.synapse_workers else None
+        tune(workdir / "synapse" / "homeserver.yaml", pg, metrics_port, args.synapse_set, workers, args.redis)
         server.start()
         stack.callback(server.stop)
+        if workers is not None:
+            workers.start()
+            stack.callback(workers.stop)
+            metrics_urls += workers.metrics_urls
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
 
         tag = secrets.token_hex(3)
         bot_account = server.register(f"bot{tag}")
         senders = [server.register(f"p{i}{tag}", displayname=f"成员{i}") for i in range(args.senders)]
+        # each person is in two rooms (one when there is one room): room k holds senders k, k+R, k+2R, ...
+        # and, from the second round, the next room's ones
+        members: list[list[int]] = [[] for _ in range(rooms_n)]
+        for i in range(args.senders):
+            members[i % rooms_n].append(i)
+            if rooms_n > 1:
+                members[(i + 1) % rooms_n].append(i)
+        if any(not m for m in members):
+            raise SystemExit(f"--senders {args.senders} leaves rooms without people; give at least --rooms")
         rooms: list[str] = []
-        for _ in range(rooms_n):
-            made = await _call(session, server.url, "POST", "/_matrix/client/v3/createRoom", senders[0].access_token, {
+        for k in range(rooms_n):
+            owner = senders[members[k][0]]
+            made = await _call(session, server.url, "POST", "/_matrix/client/v3/createRoom", owner.access_token, {
                 "preset": "public_chat", "invite": [bot_account.user_id],
                 "power_level_content_override": {"users": {bot_account.user_id: 50}},
             })
             room = made["room_id"]
-            for p in senders[1:]:
-                await _call(session, server.url, "POST", f"/_matrix/client/v3/join/{room}", p.access_token, {})
+            await asyncio.gather(*(_call(session, server.url, "POST", f"/_matrix/client/v3/join/{room}",
+                                         senders[i].access_token, {}) for i in members[k][1:]))
             rooms.append(room)
 
         bot: Bot | None = None
@@ -403,16 +577,17 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ctx = multiprocessing.get_context("spawn")
         here, there = ctx.Pipe()
         loadgen = ctx.Process(target=people, args=(there, server.url, [p.access_token for p in senders], rooms,
-                                                   rate, seconds), daemon=True)
+                                                   members, args.mix, rate, seconds), daemon=True)
         loadgen.start()
         stack.callback(loadgen.kill)
         await asyncio.sleep(1.0)  # let it import aiohttp before the clock starts
         assert server.proc is not None and loadgen.pid is not None
         backends = pg_backends(args.pg_admin, dbname) if dbname else []
-        pids = {"synapse": [server.proc.pid], "synapse's PostgreSQL": backends, "people": [loadgen.pid]}
+        pids = {"synapse": [server.proc.pid, *(workers.pids if workers else [])], "synapse's PostgreSQL": backends,
+                "people": [loadgen.pid]}
         cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         own0 = os.times()
-        hs0 = synapse_cpu(metrics_url)
+        hs0 = synapse_cpu(metrics_urls)
         load0 = os.getloadavg()
         profiler = None
         if args.profile:
@@ -422,20 +597,24 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             profiler.enable()
         start = time.monotonic() + 0.2
         here.send(start)
-        sent, errors, lag = await asyncio.to_thread(here.recv)
+        sent, kinds, errors, lag = await asyncio.to_thread(here.recv)
         send_seconds = time.monotonic() - start
         drained_at = time.monotonic()
         last = -1
-        while bot is not None and len(bot.delivering) < len(sent) and time.monotonic() - drained_at < 30:
-            if len(bot.delivering) != last:  # give up after 30 s without progress
-                last, drained_at = len(bot.delivering), time.monotonic()
-            await asyncio.sleep(0.1)
+
+        def settled() -> bool:  # every event handled, nothing left in the outbox
+            return all(e in bot.in_engine for e in sent) and bot.actions_by_status().get("pending", 0) == 0
+
+        while bot is not None and not settled() and time.monotonic() - drained_at < 30:
+            if len(bot.delivered) != last:  # give up after 30 s without progress
+                last, drained_at = len(bot.delivered), time.monotonic()
+            await asyncio.sleep(0.2)
         drain_seconds = time.monotonic() - start - send_seconds
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
         own1 = os.times()
-        hs1 = synapse_cpu(metrics_url)
+        hs1 = synapse_cpu(metrics_urls)
         hs_cpu = sorted(((k, v - hs0.get(k, 0.0)) for k, v in hs1.items()), key=lambda kv: -kv[1])
         if dbname:  # connections opened during the run count from their start
             pids["synapse's PostgreSQL"] = sorted(set(backends) | set(pg_backends(args.pg_admin, dbname)))
@@ -448,7 +627,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         puts = [t1 - t0 for t0, t1 in sent.values()]
         r: dict[str, Any] = {
-            "rate": rate, "seconds": seconds, "senders": args.senders, "rooms": rooms_n,
+            "rate": rate, "seconds": seconds, "senders": args.senders, "rooms": rooms_n, "mix": args.mix,
+            "kinds": {k: sum(1 for v in kinds.values() if v == k) for k in sorted(set(kinds.values()))},
             "concurrency": args.concurrency, "homeserver_db": args.homeserver_db, "sent": int(rate * seconds),
             "send_errors": len(errors), "accepted_by_homeserver": len(sent), "errors": errors[:5],
             "send_seconds": send_seconds, "achieved_rate": len(sent) / send_seconds if send_seconds else 0.0,
@@ -459,24 +639,31 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         }
         if bot is None:
             return r
-        ids = [e for e in sent if e in bot.delivering and e in bot.handed and e in bot.in_engine]
-        tot = [bot.delivering[e][1] - sent[e][0] for e in ids]
+        # every action the homeserver accepted whose cause is one of the people's events
+        acts = [(c, t0, t1) for c, t0, t1 in bot.delivered.values() if c in sent and c in bot.handed
+                and c in bot.in_engine]
+        tot = [t1 - sent[c][0] for c, _, t1 in acts]
         parts = {
-            "homeserver in": [bot.handed[e] - sent[e][0] for e in ids],
-            "queue to engine": [bot.in_engine[e][0] - bot.handed[e] for e in ids],
-            "engine": [bot.in_engine[e][1] - bot.in_engine[e][0] for e in ids],
-            "outbox wait": [bot.delivering[e][0] - bot.in_engine[e][1] for e in ids],
-            "homeserver out": [bot.delivering[e][1] - bot.delivering[e][0] for e in ids],
+            "homeserver in": [bot.handed[c] - sent[c][0] for c, _, _ in acts],
+            "queue to engine": [bot.in_engine[c][0] - bot.handed[c] for c, _, _ in acts],
+            "engine": [bot.in_engine[c][1] - bot.in_engine[c][0] for c, _, _ in acts],
+            "outbox wait": [t0 - bot.in_engine[c][1] for c, t0, _ in acts],
+            "homeserver out": [t1 - t0 for _, t0, t1 in acts],
         }
+        handled = [bot.in_engine[e][1] - sent[e][0] for e in sent if e in bot.in_engine]
+        by_status = bot.actions_by_status()
         sum_total = sum(tot) or 1.0
-        spans = sorted(bot.delivering.values())
+        spans = sorted((t0, t1) for _, t0, t1 in bot.delivered.values())
         # between one answer accepted and the room's next one starting, while the room had a backlog: the
         # runtime's own bookkeeping (marking it delivered, picking the next); gaps over 1 s mean no backlog
         gaps = [b[0] - a[1] for v in bot.per_room.values() for a, b in zip(sorted(v), sorted(v)[1:], strict=False)
                 if 0 <= b[0] - a[1] < 1.0]
         r["bot"] = {
-            "answered": len(bot.delivering), "lost": len([e for e in sent if e not in bot.delivering]),
+            "actions": len(acts), "answered_events": len({c for c, _, _ in acts}),
+            "not_handled": len([e for e in sent if e not in bot.in_engine]),
+            "undelivered": {k: n for k, n in by_status.items() if k != "delivered"},
             "doubled": len(bot.doubled),
+            "handled_ms": (statistics.median(handled) * 1000 if handled else float("nan"), pct(handled, 0.99) * 1000),
             "median_ms": statistics.median(tot) * 1000 if tot else float("nan"), "p99_ms": pct(tot, 0.99) * 1000,
             "parts": {k: {"median_ms": statistics.median(v) * 1000 if v else float("nan"),
                           "p99_ms": pct(v, 0.99) * 1000, "share": sum(v) / sum_total} for k, v in parts.items()},
@@ -491,10 +678,15 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=50.0, help="messages per second (default 50)")
+    parser.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to send (default 60)")
-    parser.add_argument("--senders", type=int, default=10, help="people posting, round robin (default 10)")
-    parser.add_argument("--rooms", type=int, default=1, help="rooms the messages are spread over (default 1)")
+    parser.add_argument("--mix", choices=("chat", "questions"), default="chat",
+                        help="chat: a busy group's talk, questions, check-ins and reactions (default); "
+                             "questions: every message a question the bot answers")
+    parser.add_argument("--senders", type=int, default=100,
+                        help="people posting, each in two rooms (default 100: a person sends under one message "
+                             "every two seconds at 50/s, below moderation's flood limit)")
+    parser.add_argument("--rooms", type=int, default=20, help="rooms the events are spread over (default 20)")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="actions the runtime delivers at once, each of another room (default 8)")
     parser.add_argument("--homeserver-db", choices=("postgresql", "sqlite"), default="postgresql",
@@ -503,6 +695,11 @@ def main() -> None:
                         help=f"PostgreSQL to create Synapse's database in (default {PG_ADMIN})")
     parser.add_argument("--synapse-python", default=sys.executable,
                         help="the interpreter that runs Synapse (needs psycopg2 for PostgreSQL; default this one)")
+    parser.add_argument("--synapse-workers", type=int, default=0,
+                        help="run Synapse's event persisting in this many worker processes (needs PostgreSQL and "
+                             "Redis; default 0: one process, as the tests run it)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0",
+                        help="Redis for Synapse's workers to talk through (default redis://127.0.0.1:6379/0)")
     parser.add_argument("--db", default=None, help="qunyun's database URL (default a fresh SQLite file)")
     parser.add_argument("--synapse-set", action="append", metavar="KEY=YAML",
                         help="override a homeserver.yaml key (dotted for nested ones) for an experiment, "
@@ -518,6 +715,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rooms < 1 or args.concurrency < 1 or args.senders < 1:
         parser.error("--rooms, --concurrency and --senders must be at least 1")
+    if args.synapse_workers and args.homeserver_db != "postgresql":
+        parser.error("--synapse-workers needs --homeserver-db postgresql (Synapse's workers do not run on SQLite)")
     if args.homeserver_db == "postgresql":
         import subprocess
 
@@ -535,26 +734,30 @@ def main() -> None:
 def report(r: dict[str, Any]) -> None:
     b = r["bot"]
     what = "event-to-action latency" if b else "the homeserver alone (no bot)"
-    print(f"Matrix {what}: {r['sent']} messages at {r['rate']:g}/s for {r['seconds']:g} s "
+    print(f"Matrix {what}: {r['sent']} events at {r['rate']:g}/s for {r['seconds']:g} s, mix {r['mix']} "
           f"({r['senders']} senders, {r['rooms']} room{'s' * (r['rooms'] != 1)}, Synapse on {r['homeserver_db']}; "
           f"achieved {r['achieved_rate']:.1f}/s, schedule slipped at most {r['schedule_lag_ms']:.0f} ms)")
-    print(f"  accepted by the homeserver {r['accepted_by_homeserver']}, send errors {r['send_errors']}; "
+    print(f"  accepted by the homeserver {r['accepted_by_homeserver']} "
+          f"({', '.join(f'{k} {n}' for k, n in r['kinds'].items())}), send errors {r['send_errors']}; "
           f"the people's PUTs took median {r['people_put_ms'][0]:.1f} ms, p99 {r['people_put_ms'][1]:.1f} ms")
     if b:
-        print(f"  answered {b['answered']}, lost {b['lost']}, doubled {b['doubled']}, sync gaps {b['gaps']}, "
-              f"syncs {b['syncs']}")
+        print(f"  handled by the engine: all but {b['not_handled']}; send → committed median {b['handled_ms'][0]:.1f} ms, "
+              f"p99 {b['handled_ms'][1]:.1f} ms")
+        undelivered = ", ".join(f"{k} {n}" for k, n in b["undelivered"].items()) or "none"
+        print(f"  actions sent {b['actions']} (for {b['answered_events']} events); not delivered: {undelivered}; "
+              f"doubled {b['doubled']}; sync gaps {b['gaps']}, syncs {b['syncs']}")
         print(f"  delivery: {b['deliver_throughput']:.1f} actions/s, at most {b['most_in_flight']} in flight "
               f"(cap {r['concurrency']}); backlog drained {r['drain_seconds']:.1f} s after the last send")
         alone = b["out_alone_ms"]
         if alone:
-            print(f"  after the people stopped, {len(alone)} answers were sent: median {statistics.median(alone):.1f} ms, "
+            print(f"  after the people stopped, {len(alone)} actions were sent: median {statistics.median(alone):.1f} ms, "
                   f"p99 {pct(alone, 0.99):.1f} ms each")
-        print(f"  a room's next answer started {b['room_gap_ms'][0]:.1f} ms (median; p99 {b['room_gap_ms'][1]:.1f} ms) "
+        print(f"  a room's next action started {b['room_gap_ms'][0]:.1f} ms (median; p99 {b['room_gap_ms'][1]:.1f} ms) "
               "after its previous one was accepted")
     (a, _, _), (z, _, _) = r["load"]
     print(f"  load average (1 min) {a:.2f} at the start, {z:.2f} at the end")
     if b:
-        print(f"  total: median {b['median_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms")
+        print(f"  event → action, total: median {b['median_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms")
         for name, p in b["parts"].items():
             print(f"  {name:16s} median {p['median_ms']:7.1f} ms  p99 {p['p99_ms']:7.1f} ms  share {p['share']:6.1%}")
     cores = os.cpu_count() or 1
