@@ -8,7 +8,11 @@ YAML parser's positions and spliced back in as text: every other byte of the
 file — other communities, the deployment section, comments, formatting —
 stays as it was. The whole file is then validated exactly as ``qunyun``
 loads it (:func:`settings_from_text` with the file's path as source), so the
-problems name the same file, line and key as the CLI.
+problems name the same file, line and key as the CLI — except that the editor
+never shows another community: a problem located outside the section, or
+naming another community, is said again about the section itself (see
+:func:`private`). ``qunyun doctor`` keeps the full text for the operator who
+owns the whole file.
 
 A save is refused when the file changed since the editor opened it, when the
 result does not validate, when this community's id is changed or removed,
@@ -141,12 +145,131 @@ class Checked:
 _WHERE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): ")
 
 
-def _problem(text: str, section: Section, path: str) -> dict[str, Any]:
-    """A problem line as the CLI prints it, plus the editor's line number when it falls in the section."""
+def _problem(text: str, section: Section, path: str, say: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A problem line as the CLI prints it, plus the editor's line number when it falls in the section.
+
+    ``say`` (``{"where", "key", "values"}``) is the same problem as a console label, for the page to
+    show in the reader's language.
+    """
     found = _WHERE.match(text) if text.startswith(path) else None
     line = int(found.group("line")) if found else None
     editor = line - section.first_line + 1 if line is not None and line >= section.first_line else None
-    return {"text": text, "line": line, "editor_line": editor}
+    return {"text": text, "line": line, "editor_line": editor, "say": say}
+
+
+def _said(where: str, key: str, text: str, **values: Any) -> tuple[str, dict[str, Any]]:
+    """A problem of the editor's own: the English line (as the CLI would write it) and its label."""
+    return f"{where}: {text}", {"where": where, "key": key, "values": values}
+
+
+def _keep_id(source: str, section: Section, community: str) -> tuple[str, dict[str, Any]]:
+    return _said(f"{source}:{section.first_line}", "config.problem.keep_id",
+                 f"communities: the section must keep id: {community} (the editor cannot rename or remove "
+                 "the community it edits)", id=community)
+
+
+def _other_marks(file_text: str, community: str) -> set[str]:
+    """How the CLI's problems would quote the other communities of the file: ``'id'`` and ``'name'``."""
+    try:
+        data = yaml.safe_load(file_text)
+    except yaml.YAMLError:
+        return set()
+    entries = data.get("communities") if isinstance(data, dict) else None
+    marks: set[str] = set()
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and str(entry.get("id")) != community:
+            marks |= {repr(str(entry[k])) for k in ("id", "name") if entry.get(k) not in (None, "")}
+    return marks
+
+
+def _own_lines(new_text: str) -> tuple[list[tuple[str, str, int]], int | None]:
+    """The edited section's groups ``(id, platform, line in the text)`` and the line of its
+    ``catch_all`` key (0-based lines of ``new_text``), as far as its YAML can be read."""
+    try:
+        node = yaml.compose(new_text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return [], None
+    if not isinstance(node, yaml.MappingNode):
+        return [], None
+    groups: list[tuple[str, str, int]] = []
+    catch_all = None
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        if key.value == "catch_all":
+            catch_all = key.start_mark.line
+        if key.value != "groups" or not isinstance(value, yaml.SequenceNode):
+            continue
+        for item in value.value:
+            if not isinstance(item, yaml.MappingNode):
+                continue
+            fields = {k.value: v for k, v in item.value if isinstance(k, yaml.ScalarNode)}
+            ident, platform = fields.get("id"), fields.get("platform")
+            if isinstance(ident, yaml.ScalarNode):
+                name = platform.value if isinstance(platform, yaml.ScalarNode) else "sim"
+                groups.append((str(ident.value), str(name), ident.start_mark.line))
+    return groups, catch_all
+
+
+def private(problems: list[str], section: Section, new_text: str, community: str,
+            source: str) -> list[dict[str, Any]]:
+    """The problems as this community's admin may see them: never another community's id or name,
+    never a line outside the section.
+
+    The whole file is validated, so a collision with another community is reported where the CLI
+    finds it — perhaps in the other community's entry, naming it. Such a problem is said again about
+    the edited section, without the other's identity: a group id already taken (at that group's line
+    here), a community id used twice (the section must keep its id), ``catch_all`` set twice; any
+    other problem outside the section says only that the file has one (``qunyun doctor`` shows it to
+    the operator who owns the file).
+    """
+    first = section.first_line
+    last = first + new_text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n ").count("\n")
+    marks = _other_marks(section.file_text, community)
+    groups, catch_all = _own_lines(new_text)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for text in problems:
+        found = _WHERE.match(text) if text.startswith(source) else None
+        line = int(found.group("line")) if found else None
+        if found:
+            what = text[found.end():]
+        else:
+            what = text[len(source):].lstrip(":").strip() if text.startswith(source) else text
+        outside = line is not None and not first <= line <= last
+        naming = any(mark in what for mark in marks)
+        said: tuple[str, dict[str, Any]] | None = None
+        if what == "only one community may set catch_all: true":
+            at = first + catch_all if catch_all is not None else first
+            said = _said(f"{source}:{at}", "config.problem.catch_all_taken",
+                         "catch_all: true is already set elsewhere in this deployment; only one community may set it")
+        elif outside or naming:
+            taken = next(((gid, platform, at) for gid, platform, at in groups
+                          if f"group {gid!r} on {platform} is already in community " in what), None)
+            if taken is not None:
+                gid, platform, at = taken
+                said = _said(f"{source}:{first + at}", "config.problem.group_taken",
+                             f"group {gid!r} on {platform} is already used elsewhere in this deployment; "
+                             "choose another id", group=repr(gid), platform=platform)
+            elif what.startswith("community id ") and what.endswith(" is used twice"):
+                said = _keep_id(source, section, community)
+            elif outside and what.startswith("not valid YAML"):
+                said = _said(f"{source}:{last}", "config.problem.unfinished",
+                             "not valid YAML: the text does not end as a complete section; check the "
+                             "indentation and quoting of its last lines")
+            elif outside:
+                said = _said(f"{source}:{first}", "config.problem.outside",
+                             "the deployment file has a problem outside this community's section; the "
+                             "operator who runs qunyun sees it with `qunyun doctor`")
+            else:
+                said = _said(f"{source}:{line}" if line is not None else source, "config.problem.conflict",
+                             "this conflicts with another part of this deployment; the operator who runs "
+                             "qunyun sees the details with `qunyun doctor`")
+        shown = said[0] if said else text
+        if shown not in seen:
+            seen.add(shown)
+            out.append(_problem(shown, section, source, said[1] if said else None))
+    return out
 
 
 def _others(data: Any, community: str) -> Any:
@@ -164,8 +287,8 @@ def check(path: Path, section: Section, new_text: str, community: str) -> Checke
     """Validate ``new_text`` as this community's section, in the whole file, as the CLI would."""
     source = str(path)
     if len(new_text) > MAX_TEXT:
-        return Checked([{"text": f"{source}: the section is longer than {MAX_TEXT:,} characters", "line": None,
-                         "editor_line": None}], section.file_text)
+        return Checked([_problem(f"{source}: the section is longer than {MAX_TEXT:,} characters", section, source)],
+                       section.file_text)
     if not new_text.strip():
         return Checked([_problem(f"{source}:{section.first_line}: communities: the section is empty; it must keep "
                                  f"id: {community} and the community's settings", section, source)], section.file_text)
@@ -173,24 +296,22 @@ def check(path: Path, section: Section, new_text: str, community: str) -> Checke
     try:
         settings = settings_from_text(whole, source=source)
     except ConfigError as exc:
-        return Checked([_problem(p, section, source) for p in exc.problems], whole)
+        return Checked(private(exc.problems, section, new_text, community, source), whole)
     except yaml.YAMLError as exc:  # e.g. a control character: not a MarkedYAMLError
         return Checked([_problem(f"{source}: not valid YAML: {exc}", section, source)], whole)
-    problems: list[str] = []
     if community not in settings.communities:
-        problems.append(f"{source}:{section.first_line}: communities: the section must keep id: {community} "
-                        "(the editor cannot rename or remove the community it edits)")
-    else:
-        try:
-            before = _others(yaml.safe_load(section.file_text), community)
-            after = _others(yaml.safe_load(whole), community)
-        except yaml.YAMLError:
-            before, after = None, {}
-        if before != after:
-            problems.append(f"{source}:{section.first_line}: communities: the edit reaches outside community "
-                            f"{community!r} (another community or the deployment section would change); "
-                            "edit only this community's keys")
-    return Checked([_problem(p, section, source) for p in problems], whole)
+        text, say = _keep_id(source, section, community)
+        return Checked([_problem(text, section, source, say)], whole)
+    try:
+        before = _others(yaml.safe_load(section.file_text), community)
+        after = _others(yaml.safe_load(whole), community)
+    except yaml.YAMLError:
+        before, after = None, {}
+    if before != after:
+        return Checked([_problem(f"{source}:{section.first_line}: communities: the edit reaches outside community "
+                                 f"{community!r} (another community or the deployment section would change); "
+                                 "edit only this community's keys", section, source)], whole)
+    return Checked([], whole)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -16,23 +16,25 @@ template can bring markup into the console.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Form, HTTPException
 from fastapi.responses import Response
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 
 from qunyun.config.model import CommunitySettings
 from qunyun.console.web import Admin, ConsoleState, Viewer, refused
 from qunyun.content.markdown import document, to_html
 from qunyun.core.errors import CommandError
 from qunyun.playbooks.qa import iso_week
+from qunyun.store import models as m
 
 router = APIRouter()
 
 LABEL = re.compile(r"^(\d{4}-W\d{2}|\d{4}-\d{2}-\d{2})$")
+WEEK = re.compile(r"^\d{4}-W\d{2}$")
 MAX_MD = 200_000
 
 
@@ -96,17 +98,61 @@ def runs_digest(community: CommunitySettings) -> bool:
     return any("digest" in g.playbooks for g in community.groups.values())
 
 
+def week_has_data(conn: Connection, community: str, week: str) -> bool:
+    """Whether ``week`` has a digest (published or edited) or messages (two lookups by key and index)."""
+    if conn.execute(
+        text("SELECT 1 FROM playbook_state WHERE community_id = :c AND playbook = 'digest' AND key IN (:p, :d)"),
+        {"c": community, "p": f"published:{week}", "d": f"draft:{week}"},
+    ).first() is not None:
+        return True
+    monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+    gd = m.table(m.GroupDay)
+    return conn.execute(
+        select(gd.c.day).where(gd.c.community_id == community, gd.c.day >= monday,
+                               gd.c.day <= monday + timedelta(days=6), gd.c.messages > 0).limit(1)
+    ).first() is not None
+
+
+def latest_week(conn: Connection, community: str) -> str | None:
+    """The latest week with a digest (of the week or of one of its days) or messages; None without any."""
+    gd = m.table(m.GroupDay)
+    day = conn.execute(
+        select(gd.c.day).where(gd.c.community_id == community, gd.c.messages > 0).order_by(gd.c.day.desc()).limit(1)
+    ).scalar()
+    found = [iso_week(day)] if day is not None else []
+    for pattern in ("____-W__", "____-__-__"):
+        label = conn.execute(
+            text(f"SELECT label FROM ({_LABELS}) k WHERE label LIKE :p ORDER BY label DESC LIMIT 1"),
+            {"c": community, "p": pattern},
+        ).scalar()
+        if label and LABEL.match(label):
+            found.append(label if WEEK.match(label) else iso_week(date.fromisoformat(label)))
+    return max(found, default=None)
+
+
+def default_week(state: ConsoleState, community: CommunitySettings, conn: Connection) -> tuple[str, bool]:
+    """(week, fell back): last week if it has a digest or messages, else the latest week that has
+    (a replayed or imported community whose data ended weeks ago still opens on data), else last week."""
+    last_week = iso_week(state.clock.now().astimezone(community.tz).date() - timedelta(days=7))
+    if week_has_data(conn, community.id, last_week):
+        return last_week, False
+    latest = latest_week(conn, community.id)
+    return (latest, True) if latest is not None and latest != last_week else (last_week, False)
+
+
 # -------------------------------------------------------------------- pages
 
 
 @router.get("/c/{community}/digests")
-def digests_page(page: Viewer) -> Response:
-    last_week = iso_week(page.state.clock.now().astimezone(page.community.tz).date() - timedelta(days=7))
+def digests_page(page: Viewer, week: str | None = None) -> Response:
+    if week and not WEEK.match(week):
+        raise HTTPException(422, f"week {week[:20]!r} is not an ISO week like 2026-W45")
     with page.read() as conn:
+        chosen, fell_back = (week, False) if week else default_week(page.state, page.community, conn)
         total = count_periods(conn, page.community.id)
         paging = page.paging(total, per_page=25)
         rows = periods(conn, page.community.id, offset=paging.offset, limit=paging.per_page)
-    return page.render("digests/index.html", rows=rows, paging=paging, last_week=last_week,
+    return page.render("digests/index.html", rows=rows, paging=paging, week=chosen, fell_back=fell_back,
                        enabled=runs_digest(page.community))
 
 

@@ -393,7 +393,52 @@ def today(page: Page) -> date:
     return page.state.clock.now().astimezone(page.community.tz).date()
 
 
-def _day_param(page: Page, name: str) -> date:
+def _month_end(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def _fund_postings(community: CommunitySettings) -> tuple[Any, Any, Any]:
+    """The postings to the fund, the admin dues and the suspense joined to their transactions, the
+    condition that picks them and the transactions' table (reached through the accounts' index: the
+    points ledger is never read)."""
+    cur = currency_of(community)
+    acc, tx, p = m.table(m.Account), m.table(m.LedgerTransaction), m.table(m.Posting)
+    joined = p.join(acc, acc.c.id == p.c.account_id).join(tx, tx.c.id == p.c.transaction_id)
+    where = (acc.c.community_id == community.id) & acc.c.code.in_(
+        [fund_account(cur), dues_account(cur), suspense_account(cur)])
+    return joined, where, tx
+
+
+def has_postings(conn: Connection, community: CommunitySettings, first: date, last: date) -> bool:
+    """Whether the fund's accounts moved on the local days ``first``..``last``."""
+    joined, where, tx = _fund_postings(community)
+    begin, end = _utc(first, community.tz), _utc(last + timedelta(days=1), community.tz)
+    return conn.execute(
+        select(tx.c.id).select_from(joined).where(where, tx.c.ts >= begin, tx.c.ts < end).limit(1)
+    ).first() is not None
+
+
+def latest_posting_day(conn: Connection, community: CommunitySettings) -> date | None:
+    """The local day of the fund accounts' latest posting, or None when they never moved."""
+    joined, where, tx = _fund_postings(community)
+    ts: datetime | None = conn.execute(select(func.max(tx.c.ts)).select_from(joined).where(where)).scalar()
+    if ts is None:
+        return None
+    return (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).astimezone(community.tz).date()
+
+
+def fallback_day(page: Page) -> date | None:
+    """None when the fund ledger has postings this month (or never had any); else the local day of
+    its latest posting — a replayed or imported community whose data ended weeks ago opens on it."""
+    now = today(page)
+    with page.read() as conn:
+        if has_postings(conn, page.community, now.replace(day=1), _month_end(now)):
+            return None
+        return latest_posting_day(conn, page.community)
+
+
+def _day_param(page: Page, name: str) -> date | None:
+    """The day asked for in ``?{name}=``, or None (not given, not a day)."""
     raw = page.request.query_params.get(name)
     if raw:
         try:
@@ -403,7 +448,20 @@ def _day_param(page: Page, name: str) -> date:
         else:
             if date(1970, 1, 2) <= chosen <= date(9999, 12, 30):  # room for a week before and a day after
                 return chosen
-    return today(page)
+    return None
+
+
+def period_end(page: Page, period: str) -> tuple[date, str | None]:
+    """(the statement's last day, the month it fell back to or None): ``?to=`` as asked; else today,
+    or — when this month has no postings — the end of the latest month that has (its latest posting's
+    day for a week or a season, so that they show it)."""
+    asked = _day_param(page, "to")
+    if asked is not None:
+        return asked, None
+    latest = fallback_day(page)
+    if latest is None:
+        return today(page), None
+    return (_month_end(latest) if period == "month" else latest), latest.isoformat()[:7]
 
 
 def _period_param(page: Page) -> str:
@@ -415,7 +473,7 @@ def _overview(page: Page, *, error: str | None = None, status: int = 200,
               form: dict[str, str] | None = None) -> Response:
     cur = currency_of(page.community)
     period = _period_param(page)
-    last = _day_param(page, "to")
+    last, fell_back = period_end(page, period)
     with page.read() as conn:
         st = statement(conn, page.community, period, last)
         held = balances(conn, page.community.id, [fund_account(cur), dues_account(cur), suspense_account(cur)])
@@ -427,7 +485,7 @@ def _overview(page: Page, *, error: str | None = None, status: int = 200,
         fund_code=fund_account(cur), dues_code=dues_account(cur), suspense_code=suspense_account(cur),
         awards=recent, pending=pending, suspense=suspense, periods=PERIODS, period=period,
         chart=balance_chart(page, fund_account(cur)), enabled=fund_config(page.community) is not None,
-        kinds=KINDS, error=error, form=form or {},
+        kinds=KINDS, error=error, form=form or {}, fell_back=fell_back,
     )
 
 
@@ -450,7 +508,7 @@ def accounts(page: Viewer) -> Response:
 @router.get("/c/{community}/fund/statement")
 def statement_page(page: Viewer) -> Response:
     period = _period_param(page)
-    last = _day_param(page, "to")
+    last, fell_back = period_end(page, period)
     cur = currency_of(page.community)
     code = page.request.query_params.get("account") or fund_account(cur)
     if code not in (fund_account(cur), dues_account(cur), suspense_account(cur)):
@@ -462,7 +520,7 @@ def statement_page(page: Viewer) -> Response:
         _, moves = movements_page(conn, page.community, code, st.first, st.last, offset=paging.offset,
                                   limit=paging.per_page, sort=paging.sort, desc=paging.desc)
     return page.render("fund/statement.html", tab="statement", st=st, moves=moves, paging=paging, account=code,
-                       currency=cur, periods=PERIODS, period=period,
+                       currency=cur, periods=PERIODS, period=period, fell_back=fell_back,
                        codes=[fund_account(cur), dues_account(cur), suspense_account(cur)])
 
 
@@ -481,9 +539,12 @@ RECONCILE_SORTS = ("name", "expected", "paid", "owes", "ahead")
 
 @router.get("/c/{community}/fund/reconcile")
 def reconcile(page: Viewer) -> Response:
-    month = page.request.query_params.get("month") or today(page).isoformat()[:7]
+    month = page.request.query_params.get("month") or ""
+    fell_back = None
     if not _MONTH.match(month):
-        month = today(page).isoformat()[:7]
+        latest = fallback_day(page)
+        month = (latest or today(page)).isoformat()[:7]
+        fell_back = month if latest is not None else None
     result: dict[str, Any] | None = None
     problem = None
     if fund_config(page.community) is not None:
@@ -503,7 +564,7 @@ def reconcile(page: Viewer) -> Response:
               else (str(r.get("name") or ""), r.get("member")), reverse=paging.desc)
     shown = rows[paging.offset:paging.offset + paging.per_page]
     return page.render("fund/reconcile.html", tab="reconcile", month=month, result=result, rows=shown,
-                       paging=paging, currency=currency_of(page.community), error=problem)
+                       paging=paging, currency=currency_of(page.community), error=problem, fell_back=fell_back)
 
 
 # ------------------------------------------------------------------ actions
