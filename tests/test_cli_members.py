@@ -102,3 +102,27 @@ def test_options_are_checked(db_url: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["members", "show", "u1", *opts, "--platform", "telegram"])
     assert result.exit_code != 0 and "no groups on platform 'telegram'" in str(result.exception)
     assert "search" in run("members", "--help")
+
+
+def test_a_refusal_is_printed_in_the_operators_language(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from qunyun.cli import main
+    from qunyun.core.errors import Msg
+
+    monkeypatch.setenv("COLUMNS", "200")  # one line: a wrap inside Chinese text would add a space when joined
+    opts = _community(db_url, tmp_path)
+    community = yaml.safe_load(Path(opts[1]).read_text(encoding="utf-8"))["communities"][0]["id"]
+    reason = Msg("no member {member!r} in community {community!r} on {platform}",
+                 member="nobody", community=community, platform="sim")
+    for lang, label, text, other in (("zh-CN", "错误:", reason.in_lang("zh-CN"), str(reason)),
+                                     ("en", "error:", str(reason), reason.in_lang("zh-CN"))):
+        monkeypatch.setenv("QUNYUN_LANG", lang)
+        monkeypatch.setattr("sys.argv", ["qunyun", "members", "show", "nobody", *opts])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        assert stopped.value.code == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert err.startswith(label) and text in err and other not in err, err
+    assert text != other and "没有成员 'nobody'" in reason.in_lang("zh-CN")

@@ -177,6 +177,27 @@ def test_only_owners_and_admins_decide_and_ordinary_talk_is_left_alone(make_chat
     chat.assert_nothing_sent()
 
 
+@pytest.mark.parametrize(
+    ("locale", "verb", "expected"),
+    [
+        ("zh-CN", "拒绝", "没办成：没有来自 u1 的待处理申请"),
+        ("en", "reject", "Not done: no application from u1 is waiting"),
+    ],
+)
+def test_a_refused_admin_chat_command_replies_in_the_communitys_language(
+    make_chat: Make, locale: str, verb: str, expected: str
+) -> None:
+    chat = gate_chat(make_chat, {}, locale=locale)
+    request(chat, "u1", ["a", "b"])
+    admin_says(chat, f"{verb} u1")
+    chat.take()
+    admin_says(chat, f"{verb} u1")  # already rejected: nothing is waiting any more
+    [reply] = chat.assert_sent(type="send", count=1)
+    assert reply["group"] == "g-admin"
+    assert reply["text"] == expected  # the refusal alone, without its hint for the CLI
+    assert chat.state("gate", "m:u1")["status"] == "rejected"
+
+
 def test_admin_command_errors_are_explained_and_retries_are_idempotent(make_chat: Make) -> None:
     chat = gate_chat(make_chat, {})
     with pytest.raises(CommandError, match="no application from nobody"):

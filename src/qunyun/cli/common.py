@@ -10,7 +10,7 @@ import typer
 from qunyun.cli.admin import database_url, open_existing
 from qunyun.config.model import CommunitySettings, Settings, load_settings
 from qunyun.core.clock import Clock, SystemClock
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine.engine import Engine
 
 # The options every operator command takes, declared once.
@@ -64,13 +64,13 @@ def pick_community(settings: Settings, community: str | None) -> CommunitySettin
         if len(settings.communities) == 1:
             return next(iter(settings.communities.values()))
         raise CommandError(
-            "the configuration has several communities; say which one",
-            hint="add --community ID (one of: " + ", ".join(sorted(settings.communities)) + ")",
+            Msg("the configuration has several communities; say which one"),
+            hint=Msg("add --community ID (one of: {communities})", communities=", ".join(sorted(settings.communities))),
         )
     found = settings.communities.get(community)
     if found is None:
         raise CommandError(
-            f"unknown community {community!r}",
-            hint="one of: " + ", ".join(sorted(settings.communities)),
+            Msg("unknown community {community!r}", community=community),
+            hint=Msg("one of: {communities}", communities=", ".join(sorted(settings.communities))),
         )
     return found

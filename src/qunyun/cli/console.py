@@ -26,7 +26,7 @@ from qunyun.cli.common import DbOpt
 from qunyun.cli.i18n import cli_lang
 from qunyun.console.accounts import ROLES, SCOPES, Accounts
 from qunyun.core.clock import SystemClock
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 
 console_app = typer.Typer(
     help="The operator's console: a web app and REST API for running the community.",
@@ -71,7 +71,8 @@ def _password(env: str | None, *, confirm: bool = True) -> str:
     if env:
         value = os.environ.get(env)
         if not value:
-            raise CommandError(f"environment variable {env} is empty or not set", hint="export it, or omit --password-env to be prompted")
+            raise CommandError(Msg("environment variable {env} is empty or not set", env=env),
+                               hint=Msg("export it, or omit --password-env to be prompted"))
         return value
     value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
     return value
@@ -101,8 +102,8 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
-        raise CommandError("qunyun console needs --config (the deployment configuration)",
-                           hint="e.g. qunyun console --config qunyun.yaml")
+        raise CommandError(Msg("qunyun console needs --config (the deployment configuration)"),
+                           hint=Msg("e.g. qunyun console --config qunyun.yaml"))
     serve_console(config, db, host=host, port=port, secure_cookies=secure_cookies)
 
 

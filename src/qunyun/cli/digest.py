@@ -20,7 +20,7 @@ from rich.table import Table
 from qunyun.cli.app import app
 from qunyun.cli.common import run_command
 from qunyun.cli.i18n import cli_lang
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 
 _LABELS: dict[str, str] = {
@@ -65,7 +65,7 @@ def _formats(fmt: str) -> list[str]:
     if fmt == "both":
         return ["md", "html"]
     if fmt not in ("md", "html"):
-        raise CommandError(f"--format must be md, html or both, not {fmt!r}")
+        raise CommandError(Msg("--format must be md, html or both, not {format!r}", format=fmt))
     return [fmt]
 
 
@@ -104,11 +104,12 @@ def digest_command(
         _print_archive(_run(config, db, community, "archive", {"member": archive}), as_json)
         return
     if out is None:
-        raise CommandError("--out is required", hint="give the directory to write the documents to, e.g. --out digest")
+        raise CommandError(Msg("--out is required"),
+                           hint=Msg("give the directory to write the documents to, e.g. --out digest"))
     formats = _formats(fmt)
     if book:
         if by not in ("month", "kind"):
-            raise CommandError(f"--by must be month or kind, not {by!r}")
+            raise CommandError(Msg("--by must be month or kind, not {by!r}", by=by))
         result = _run(config, db, community, "book", {"by": by, "formats": formats})
         if not result["files"]:
             Console().print(_t("no essence yet: no book written"))
@@ -121,7 +122,7 @@ def digest_command(
         )))
         return
     if period not in ("day", "week"):
-        raise CommandError(f"--period must be day or week, not {period!r}")
+        raise CommandError(Msg("--period must be day or week, not {period!r}", period=period))
     args: dict[str, Any] = {"period": period, "formats": formats}
     if day is not None:
         args["label" if "-W" in day else "date"] = day

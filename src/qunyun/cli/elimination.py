@@ -27,7 +27,7 @@ from qunyun.cli.common import (
     run_command,
 )
 from qunyun.cli.i18n import cli_lang
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 
 elimination_app = typer.Typer(
     help="Elimination (淘汰机制): preview the inactive members, approve a prepared batch.",
@@ -102,7 +102,7 @@ def preview_command(
         try:
             date.fromisoformat(as_of)
         except ValueError:
-            raise CommandError(f"--as-of must be a date like 2026-12-01, not {as_of!r}") from None
+            raise CommandError(Msg("--as-of must be a date like 2026-12-01, not {value!r}", value=as_of)) from None
         args["as_of"] = as_of
     if group is not None:
         args["group"] = group
@@ -157,8 +157,8 @@ def approve_command(
     found = _BATCH.match(batch)
     if found is None:
         raise CommandError(
-            f"{batch!r} is not a batch id",
-            hint="batch ids look like warn-20261201-g-main or remove-20261208-g-main",
+            Msg("{batch!r} is not a batch id", batch=batch),
+            hint=Msg("batch ids look like warn-20261201-g-main or remove-20261208-g-main"),
         )
     args: dict[str, Any] = {"batch": batch, "exclude": list(exclude or []), "_group": found.group("group")}
     result = _run(config, db, community, "approve", args)

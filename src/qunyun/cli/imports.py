@@ -14,7 +14,7 @@ from rich.table import Table
 from qunyun.cli.admin import database_url
 from qunyun.cli.app import app
 from qunyun.cli.i18n import cli_lang
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.importers import FORMATS
 
 # Labels of this command in zh-CN (English is the key).
@@ -93,8 +93,8 @@ def import_command(
         community = pick_community(settings, community).id
     elif playbooks:
         raise CommandError(
-            "--playbooks needs --config: the playbooks and their settings come from the configuration",
-            hint="add --config qunyun.yaml (see `qunyun init`)",
+            Msg("--playbooks needs --config: the playbooks and their settings come from the configuration"),
+            hint=Msg("add --config qunyun.yaml (see `qunyun init`)"),
         )
     engine = None
     if not dry_run:

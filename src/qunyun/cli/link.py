@@ -22,7 +22,7 @@ from qunyun.cli.admin import DbOption
 from qunyun.cli.app import app
 from qunyun.cli.common import open_community_engine, pick_community
 from qunyun.cli.i18n import cli_lang
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 
 _ZH: dict[str, str] = {
     "join link routing": "入群活码分流",
@@ -93,8 +93,9 @@ def link(
         spec = chosen.playbook_specs.get("capacity")
         if spec is None:
             raise CommandError(
-                f"the capacity playbook is not enabled in community {chosen.id!r}",
-                hint="add `capacity: {entry_group: <group id>}` under the community's playbooks",
+                Msg("the capacity playbook is not enabled in community {community!r}", community=chosen.id),
+                hint=Msg("add `{setting}` under the community's playbooks",
+                         setting="capacity: {entry_group: <group id>}"),
             )
         entry = (spec or {}).get("entry_group")
         group = entry if any(g.key == entry for g in chosen.groups.values()) else None

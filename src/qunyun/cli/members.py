@@ -28,7 +28,7 @@ from qunyun.cli.app import app
 from qunyun.cli.common import CommunityOpt, ConfigOpt, open_community_engine, pick_community
 from qunyun.cli.i18n import cli_lang
 from qunyun.config.model import CommunitySettings
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine.engine import Engine
 from qunyun.store import models as m
 
@@ -119,16 +119,21 @@ def _open(config: Path, db: str | None, community: str | None, platform: str | N
     if platform is None:
         if len(platforms) != 1:
             engine.db.dispose()
+            if not platforms:
+                raise CommandError(Msg("community {community!r} has no groups", community=chosen.id),
+                                   hint=Msg("add groups first"))
             raise CommandError(
-                f"community {chosen.id!r} has groups on {len(platforms)} platforms; say which one",
-                hint="add --platform (one of: " + ", ".join(platforms) + ")" if platforms else "add groups first",
+                Msg("community {community!r} has groups on {count} platforms; say which one",
+                    community=chosen.id, count=len(platforms)),
+                hint=Msg("add --platform (one of: {platforms})", platforms=", ".join(platforms)),
             )
         platform = platforms[0]
     elif platform not in platforms:
         engine.db.dispose()
         raise CommandError(
-            f"community {chosen.id!r} has no groups on platform {platform!r}",
-            hint="one of: " + ", ".join(platforms),
+            Msg("community {community!r} has no groups on platform {platform!r}",
+                community=chosen.id, platform=platform),
+            hint=Msg("one of: {platforms}", platforms=", ".join(platforms)),
         )
     return engine, chosen, platform
 
@@ -145,7 +150,8 @@ def _resolve(engine: Engine, community: str, platform: str, member: str) -> str:
         return str(named[0])
     if len(named) > 1:
         raise CommandError(
-            f"{len(named)} members are called {member!r}", hint="give the user id: " + ", ".join(named[:5])
+            Msg("{count} members are called {member!r}", count=len(named), member=member),
+            hint=Msg("give the user id: {ids}", ids=", ".join(named[:5])),
         )
     return member  # maybe only a playbook knows this id; export/erase will tell
 
@@ -252,7 +258,8 @@ def show_command(
     finally:
         engine.db.dispose()
     if not _holds_anything(data):
-        raise CommandError(f"no member {member!r} in community {chosen.id!r} on {plat}")
+        raise CommandError(Msg("no member {member!r} in community {community!r} on {platform}",
+                               member=member, community=chosen.id, platform=plat))
     row = data["member"] or {}
     profile = (data["playbooks"].get("profile") or {}).get(f"m:{uid}") or {}
     labels = _field_labels(chosen)
@@ -310,7 +317,8 @@ def export_command(
     finally:
         engine.db.dispose()
     if not _holds_anything(data):
-        raise CommandError(f"no member {member!r} in community {chosen.id!r} on {plat}")
+        raise CommandError(Msg("no member {member!r} in community {community!r} on {platform}",
+                               member=member, community=chosen.id, platform=plat))
     text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False)
     if out is None:
         typer.echo(text)
@@ -345,7 +353,8 @@ def erase_command(
         uid = _resolve(engine, chosen.id, plat, member)
         data = engine.export_member(chosen.id, plat, uid)
         if not _holds_anything(data):
-            raise CommandError(f"no member {member!r} in community {chosen.id!r} on {plat}")
+            raise CommandError(Msg("no member {member!r} in community {community!r} on {platform}",
+                                   member=member, community=chosen.id, platform=plat))
         name = (data["member"] or {}).get("name")
         who = f"{name} ({uid})" if name and name != uid else uid
         if not yes:
@@ -504,8 +513,9 @@ def identities_command(
         engine.db.dispose()
     if found is None:
         raise CommandError(
-            f"no member {member!r} in community {chosen.id!r} on {plat}",
-            hint="give PLATFORM:USER_ID as in events, e.g. telegram:123456789",
+            Msg("no member {member!r} in community {community!r} on {platform}",
+                member=member, community=chosen.id, platform=plat),
+            hint=Msg("give PLATFORM:USER_ID as in events, e.g. telegram:123456789"),
         )
     if as_json:
         typer.echo(json.dumps(found, ensure_ascii=False, indent=2))

@@ -26,7 +26,7 @@ from qunyun.cli.common import (
     run_command,
 )
 from qunyun.cli.i18n import cli_lang
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 
 sessions_app = typer.Typer(
@@ -95,7 +95,8 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     for item in values or []:
         stage, sep, value = item.partition("=")
         if not sep or not stage.strip() or not value.strip():
-            raise CommandError(f"{what} {item!r} is not STAGE=VALUE", hint=f"e.g. --{what} design=2026-11-06")
+            raise CommandError(Msg("{option} {item!r} is not STAGE=VALUE", option=what, item=item),
+                               hint=Msg("e.g. --{option} design=2026-11-06", option=what))
         out[stage.strip()] = value.strip()
     return out
 

@@ -23,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, insert, select, update
 
 from qunyun.core.clock import Clock
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.store.models import ApiToken, ConsoleRole, ConsoleSession, ConsoleUser, table
 
 Role = Literal["viewer", "admin", "owner"]
@@ -89,8 +89,8 @@ class Accounts:
     ) -> int:
         if not _USERNAME.match(username):
             raise CommandError(
-                f"invalid username {username!r}",
-                hint="use 1-64 letters, digits, and . _ @ -",
+                Msg("invalid username {username!r}", username=username),
+                hint=Msg("use 1-64 letters, digits, and . _ @ -"),
             )
         _check_password(password)
         with self.db.begin() as conn:
@@ -98,7 +98,8 @@ class Accounts:
                 select(table(ConsoleUser).c.id).where(table(ConsoleUser).c.username == username)
             ).first()
             if exists:
-                raise CommandError(f"user {username!r} already exists", hint="use `qunyun console user passwd`")
+                raise CommandError(Msg("user {username!r} already exists", username=username),
+                                   hint=Msg("use `qunyun console user passwd`"))
             result = conn.execute(
                 insert(table(ConsoleUser)).values(
                     username=username,
@@ -118,7 +119,8 @@ class Accounts:
                 select(table(ConsoleUser).c.id).where(table(ConsoleUser).c.username == username)
             ).scalar()
         if found is None:
-            raise CommandError(f"no console user {username!r}", hint="list them with `qunyun console user list`")
+            raise CommandError(Msg("no console user {username!r}", username=username),
+                               hint=Msg("list them with `qunyun console user list`"))
         return int(found)
 
     def set_password(self, username: str, password: str) -> None:
@@ -135,7 +137,8 @@ class Accounts:
 
     def grant(self, username: str, community: str, role: str) -> None:
         if role not in RANK:
-            raise CommandError(f"unknown role {role!r}", hint="one of: " + ", ".join(ROLES))
+            raise CommandError(Msg("unknown role {role!r}", role=role),
+                               hint=Msg("one of: {roles}", roles=", ".join(ROLES)))
         uid = self.user_id(username)
         t = table(ConsoleRole)
         with self.db.begin() as conn:
@@ -242,10 +245,13 @@ class Accounts:
     def create_token(self, username: str, name: str, scopes: list[str]) -> str:
         """A new API token (shown once; only its hash is kept)."""
         bad = [s for s in scopes if s not in SCOPES]
-        if bad or not scopes:
-            raise CommandError(f"unknown scopes {bad}" if bad else "no scope given", hint="scopes: " + ", ".join(SCOPES))
+        if bad:
+            raise CommandError(Msg("unknown scopes {scopes}", scopes=bad),
+                               hint=Msg("scopes: {scopes}", scopes=", ".join(SCOPES)))
+        if not scopes:
+            raise CommandError(Msg("no scope given"), hint=Msg("scopes: {scopes}", scopes=", ".join(SCOPES)))
         if not name or len(name) > 128:
-            raise CommandError("a token needs a name of 1-128 characters")
+            raise CommandError(Msg("a token needs a name of 1-128 characters"))
         uid = self.user_id(username)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.db.begin() as conn:
@@ -296,9 +302,9 @@ class Accounts:
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise CommandError(f"the password is too short (at least {MIN_PASSWORD} characters)")
+        raise CommandError(Msg("the password is too short (at least {min} characters)", min=MIN_PASSWORD))
     if len(password) > 1024:
-        raise CommandError("the password is too long (at most 1024 characters)")
+        raise CommandError(Msg("the password is too long (at most 1024 characters)"))
 
 
 def _verify(hashed: str, password: str) -> bool:

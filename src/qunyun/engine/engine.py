@@ -50,7 +50,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from qunyun.config.model import CommunitySettings, GroupSettings, Settings, auto_group
 from qunyun.core.clock import Clock, FakeClock
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.events import BaseEvent
 from qunyun.engine import identities
 from qunyun.engine.context import Command, Context, JobCall, Posting
@@ -528,8 +528,8 @@ class Engine:
     def _known_community(self, community: str) -> None:
         if community not in self.settings.communities:
             raise CommandError(
-                f"unknown community {community!r}",
-                hint="known: " + ", ".join(sorted(self.settings.communities)),
+                Msg("unknown community {community!r}", community=community),
+                hint=Msg("known: {communities}", communities=", ".join(sorted(self.settings.communities))),
             )
 
     def _member_groups(self, conn: Connection, community: str, platform: str) -> dict[int, str]:
@@ -829,8 +829,8 @@ class Engine:
         settings = self.settings.communities.get(community)
         if settings is None:
             raise CommandError(
-                f"unknown community {community!r}",
-                hint="known: " + ", ".join(sorted(self.settings.communities)),
+                Msg("unknown community {community!r}", community=community),
+                hint=Msg("known: {communities}", communities=", ".join(sorted(self.settings.communities))),
             )
         groups = list(settings.groups.values())
         if group is None:
@@ -838,20 +838,21 @@ class Engine:
         else:
             chosen = next((g for g in groups if g.key == group), None)
             if chosen is None:
-                raise CommandError(f"community {community!r} has no group {group!r}")
+                raise CommandError(Msg("community {community!r} has no group {group!r}", community=community, group=group))
         if chosen is None or playbook not in chosen.playbooks:
             # the admins' group may not run the playbook itself: use a group that does
             chosen = next((g for g in groups if playbook in g.playbooks), None)
             if chosen is None:
                 raise CommandError(
-                    f"playbook {playbook!r} is not enabled in community {community!r}",
-                    hint="enable it under the community's playbooks in the configuration",
+                    Msg("playbook {playbook!r} is not enabled in community {community!r}",
+                        playbook=playbook, community=community),
+                    hint=Msg("enable it under the community's playbooks in the configuration"),
                 )
         payload = dict(args or {})
         try:
             blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
         except TypeError as exc:
-            raise CommandError(f"command arguments must be JSON values ({exc})") from None
+            raise CommandError(Msg("command arguments must be JSON values ({error})", error=str(exc))) from None
         now = self.clock.now()
         if id is None:
             # two identical commands at the same instant are two commands: count them

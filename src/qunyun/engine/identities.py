@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Connection, and_, case, delete, exists, insert, select, text, update
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.store import models as m
 
 if TYPE_CHECKING:
@@ -378,8 +378,8 @@ def parse_identity(text_: str) -> tuple[str, str]:
     platform, sep, uid = text_.partition(":")
     if not sep or not platform or not uid:
         raise CommandError(
-            f"{text_!r} is not PLATFORM:USER_ID",
-            hint="e.g. telegram:123456789, matrix:@alice:example.org, onebot:10001",
+            Msg("{text!r} is not PLATFORM:USER_ID", text=text_),
+            hint=Msg("e.g. telegram:123456789, matrix:@alice:example.org, onebot:10001"),
         )
     return platform, uid
 
@@ -391,8 +391,9 @@ def _identity_arg(args: Mapping[str, Any], key: str) -> tuple[str, str]:
     if isinstance(value, Mapping) and isinstance(value.get("platform"), str) and isinstance(value.get("user_id"), str):
         return value["platform"], value["user_id"]
     raise CommandError(
-        f"the command needs {key!r}: \"PLATFORM:USER_ID\" or {{\"platform\": …, \"user_id\": …}}",
-        hint='e.g. {"into": "matrix:@alice:example.org", "other": "telegram:123456789"}',
+        Msg('the command needs {key!r}: "PLATFORM:USER_ID" or {mapping}', key=key,
+            mapping='{"platform": …, "user_id": …}'),
+        hint=Msg("e.g. {example}", example='{"into": "matrix:@alice:example.org", "other": "telegram:123456789"}'),
     )
 
 
@@ -422,8 +423,10 @@ def _check_platform(community: CommunitySettings, platform: str, text_: str) -> 
     platforms = sorted({g.platform for g in community.groups.values()})
     if platform not in platforms:
         raise CommandError(
-            f"{text_}: community {community.id!r} has no groups on platform {platform!r}",
-            hint="the platforms of its groups: " + (", ".join(platforms) or "none yet: add groups first"),
+            Msg("{identity}: community {community!r} has no groups on platform {platform!r}",
+                identity=text_, community=community.id, platform=platform),
+            hint=Msg("the platforms of its groups: {platforms}",
+                     platforms=", ".join(platforms) or Msg("none yet: add groups first")),
         )
 
 
@@ -453,17 +456,19 @@ def member_command(
     settings = engine.settings.communities.get(community)
     if settings is None:
         raise CommandError(
-            f"unknown community {community!r}", hint="known: " + ", ".join(sorted(engine.settings.communities))
+            Msg("unknown community {community!r}", community=community),
+            hint=Msg("known: {communities}", communities=", ".join(sorted(engine.settings.communities))),
         )
     if name not in COMMANDS:
         raise CommandError(
-            f"the engine has no member command {name!r}", hint="known: " + ", ".join(sorted(COMMANDS))
+            Msg("the engine has no member command {command!r}", command=name),
+            hint=Msg("known: {commands}", commands=", ".join(sorted(COMMANDS))),
         )
     payload = dict(args)
     try:
         blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except TypeError as exc:
-        raise CommandError(f"command arguments must be JSON values ({exc})") from None
+        raise CommandError(Msg("command arguments must be JSON values ({error})", error=str(exc))) from None
     now = engine.clock.now()
     if id is None:
         engine._commands += 1
@@ -523,7 +528,8 @@ def _link(
         _check_platform(community, ident[0], txt)
     if into == other:
         raise CommandError(
-            f"cannot link {into_text} to itself", hint="give two different ids: the member's, then the other one"
+            Msg("cannot link {identity} to itself", identity=into_text),
+            hint=Msg("give two different ids: the member's, then the other one"),
         )
     found_into = _lookup(conn, cid, *into)
     found_other = _lookup(conn, cid, *other)
@@ -532,22 +538,26 @@ def _link(
             elsewhere = _elsewhere(conn, cid, *ident)
             if elsewhere:
                 raise CommandError(
-                    f"{txt} is not a member of community {cid!r} (it is one of {', '.join(elsewhere)}): "
-                    "members of different communities cannot be linked",
-                    hint=f"link ids within one community: --community {elsewhere[0]}",
+                    Msg("{identity} is not a member of community {community!r} (it is one of {communities}): "
+                        "members of different communities cannot be linked",
+                        identity=txt, community=cid, communities=", ".join(elsewhere)),
+                    hint=Msg("link ids within one community: --community {community}", community=elsewhere[0]),
                 )
         elif _member_row(conn, found[0])["erased"]:
             raise CommandError(
-                f"{txt} belongs to a member whose data was erased; an erased member cannot be linked",
-                hint="erasure is final: the person starts afresh under a new id",
+                Msg("{identity} belongs to a member whose data was erased; an erased member cannot be linked",
+                    identity=txt),
+                hint=Msg("erasure is final: the person starts afresh under a new id"),
             )
     if found_into is not None and found_other is not None and found_into[0] == found_other[0]:
         return {"linked": False, "already": True, "member": found_into[0]}
     if found_other is not None and found_other[1]:
         holder = _member_row(conn, found_other[0])
+        holder_text = f"{holder['platform']}:{holder['user_id']}"
         raise CommandError(
-            f"{other_text} is already linked to another member ({holder['platform']}:{holder['user_id']})",
-            hint=f"link {holder['platform']}:{holder['user_id']} itself instead, or unlink {other_text} first",
+            Msg("{identity} is already linked to another member ({holder})", identity=other_text, holder=holder_text),
+            hint=Msg("link {holder} itself instead, or unlink {identity} first", holder=holder_text,
+                     identity=other_text),
         )
     if found_into is None:
         # neither seen yet, or only the other one: the first id becomes a member now
@@ -562,8 +572,9 @@ def _link(
         clash = _lookup(conn, cid, other[0], own[1])
         if clash is not None and clash[0] != target["id"] and (found_other is None or clash[0] != found_other[0]):
             raise CommandError(
-                f"{other[0]}:{own[1]} is another member, with the same user id as {own[0]}:{own[1]}",
-                hint="playbooks would mix the two up; link that id too if it is the same person",
+                Msg("{identity} is another member, with the same user id as {own}",
+                    identity=f"{other[0]}:{own[1]}", own=f"{own[0]}:{own[1]}"),
+                hint=Msg("playbooks would mix the two up; link that id too if it is the same person"),
             )
     now = engine.clock.now()
     merged: dict[str, Any] = {}
@@ -676,12 +687,15 @@ def _unlink(engine: Engine, conn: Connection, community: CommunitySettings, args
     row = conn.execute(select(it.c.member_id).where(where)).first()
     if row is None:
         found = _lookup(conn, community.id, *ident)
-        hint = (
-            "it is a member's own id; link ids to it, or erase the member"
-            if found is not None
-            else "see the linked ids with: qunyun members identities MEMBER"
+        if found is not None:
+            raise CommandError(
+                Msg("{identity} is not a linked id in community {community!r}", identity=txt, community=community.id),
+                hint=Msg("it is a member's own id; link ids to it, or erase the member"),
+            )
+        raise CommandError(
+            Msg("{identity} is not a linked id in community {community!r}", identity=txt, community=community.id),
+            hint=Msg("see the linked ids with: qunyun members identities MEMBER"),
         )
-        raise CommandError(f"{txt} is not a linked id in community {community.id!r}", hint=hint)
     conn.execute(delete(it).where(where))
     return {"unlinked": txt, "member": int(row[0])}
 

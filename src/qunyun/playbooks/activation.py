@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.playbooks.welcome import LocalText, _check_text, localized
 
@@ -215,11 +215,12 @@ class Activation(Playbook):
     def on_command(self, ctx: Context, command: Command) -> dict[str, Any] | None:
         if command.name != "cohorts":
             raise CommandError(
-                f"activation has no command {command.name!r}", hint="commands: " + ", ".join(self.commands)
+                Msg("activation has no command {command!r}", command=command.name),
+                hint=Msg("commands: {commands}", commands=", ".join(self.commands)),
             )
         last = command.args.get("last")
         if last is not None and (type(last) is not int or last < 1):
-            raise CommandError(f"last must be a positive whole number of weeks, not {last!r}")
+            raise CommandError(Msg("last must be a positive whole number of weeks, not {last!r}", last=last))
         rows = []
         for key, counts in ctx.state.scan("c:"):
             joined = int(counts.get("joined", 0))

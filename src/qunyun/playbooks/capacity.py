@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, func, select
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 
 #: Newcomers kept on the waiting list at most (the rest are told the groups are full).
@@ -452,7 +452,7 @@ class Capacity(Playbook):
         if command.name == "route":
             member = command.args.get("member")
             if not isinstance(member, str) or not member.strip():
-                raise CommandError("route needs member=UID", hint="e.g. member=u-17")
+                raise CommandError(Msg("route needs member=UID"), hint=Msg("e.g. member=u-17"))
             if command.args.get("dry_run"):
                 slot = self._choose(self._table(ctx, cfg), _tags_of(ctx, member))
                 return {"member": member, "group": slot.key if slot else None, "status": "dry run"}

@@ -50,7 +50,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig, ReadOnlyState
 from qunyun.playbooks.money import (
@@ -477,7 +477,8 @@ class Challenge(Playbook):
         if name == "refund":
             return self._refund(ctx, args)
         if name not in self.commands:
-            raise CommandError(f"challenge has no command {name!r}", hint="one of: " + ", ".join(sorted(self.commands)))
+            raise CommandError(Msg("challenge has no command {command!r}", command=name),
+                               hint=Msg("one of: {commands}", commands=", ".join(sorted(self.commands))))
         ch = self._find(ctx, args.get("challenge"))
         if name == "status":
             return {**self._summary(ctx, ch), "participants": {
@@ -487,34 +488,38 @@ class Challenge(Playbook):
             return self._cancel(ctx, ch)
         member = str(args.get("member") or "").strip().lstrip("@")
         if not member:
-            raise CommandError(f"challenge {name} needs a member", hint="member=<platform user id>")
+            raise CommandError(Msg("challenge {command} needs a member", command=name),
+                               hint=Msg("member=<platform user id>"))
         if name == "withdraw":
             if member not in ch["participants"] or ch["status"] not in ("open", "running"):
-                raise CommandError(f"{member} is not in the running challenge {ch['name']!r}")
+                raise CommandError(Msg("{member} is not in the running challenge {challenge!r}", member=member,
+                                       challenge=ch["name"]))
             self._withdraw(ctx, ch, member)
             return {"challenge": ch["id"], "member": member, "withdrawn": True}
         # record
         amount = args.get("amount", ch["deposit"])
         currency = str(args.get("currency") or ch["currency"])
         if type(amount) is not int or amount <= 0:
-            raise CommandError(f"amount must be a positive whole number of minor units, got {amount!r}")
+            raise CommandError(Msg("amount must be a positive whole number of minor units, got {amount!r}",
+                                   amount=amount))
         why = self._cannot_join(ctx, ch, member, amount, currency)
         if why is not None:
-            raise CommandError(f"{member} cannot join {ch['name']!r}: {why}",
-                               hint="record the deposit only, in the challenge's currency, before joining closes")
+            raise CommandError(Msg("{member} cannot join {challenge!r}: {reason}", member=member,
+                                   challenge=ch["name"], reason=why),
+                               hint=Msg("record the deposit only, in the challenge's currency, before joining closes"))
         return self._join(ctx, ch, member, source="admin")
 
     def _find(self, ctx: Context, ref: Any) -> dict[str, Any]:
         text = str(ref or "").strip()
         if not text:
-            raise CommandError("which challenge?", hint="challenge=<id or name>; `list` shows them")
+            raise CommandError(Msg("which challenge?"), hint=Msg("challenge=<id or name>; `list` shows them"))
         found = ctx.state.get(f"c:{text}")
         if found is None:
             matches = [ch for _, ch in ctx.state.scan("c:") if ch["name"] == text or ch["keyword"] == text]
             live = [ch for ch in matches if ch["status"] in ("open", "running")]
             found = (live or matches or [None])[-1]
         if found is None:
-            raise CommandError(f"no challenge {text!r}", hint="`list` shows the challenges")
+            raise CommandError(Msg("no challenge {challenge!r}", challenge=text), hint=Msg("`list` shows the challenges"))
         return dict(found)
 
     def _summary(self, ctx: Context, ch: Mapping[str, Any]) -> dict[str, Any]:
@@ -530,36 +535,44 @@ class Challenge(Playbook):
         cfg: ChallengeConfig = ctx.config
         name = unicodedata.normalize("NFKC", str(args.get("challenge") or args.get("name") or "")).strip()
         if not name or len(name) > 20 or any(c.isspace() or not c.isprintable() for c in name):
-            raise CommandError(f"name {name!r} must be 1-20 printable characters without spaces", hint="e.g. 早起")
+            raise CommandError(Msg("name {name!r} must be 1-20 printable characters without spaces", name=name),
+                               hint=Msg("e.g. 早起"))
         keyword = unicodedata.normalize("NFKC", str(args.get("keyword") or f"#{name}")).strip()
         if len(keyword) < 2 or len(keyword) > 30 or not keyword.isprintable():
-            raise CommandError(f"keyword {keyword!r} must be 2-30 printable characters", hint="e.g. #早起")
+            raise CommandError(Msg("keyword {keyword!r} must be 2-30 printable characters", keyword=keyword),
+                               hint=Msg("e.g. #早起"))
         try:
             start = date.fromisoformat(str(args.get("start") or ""))
         except ValueError:
-            raise CommandError(f"start {args.get('start')!r} is not a date", hint="YYYY-MM-DD") from None
+            raise CommandError(Msg("start {start!r} is not a date", start=args.get("start")),
+                               hint=Msg("YYYY-MM-DD")) from None
         days = args.get("days")
         if type(days) is not int or not 1 <= days <= cfg.max_days:
-            raise CommandError(f"days must be a whole number from 1 to {cfg.max_days}, got {days!r}")
+            raise CommandError(Msg("days must be a whole number from 1 to {most}, got {days!r}", most=cfg.max_days,
+                                   days=days))
         deposit = args.get("deposit")
         if type(deposit) is not int or deposit < days:
-            raise CommandError(f"deposit must be a whole number of minor units, at least one per day ({days}); "
-                               f"got {deposit!r}", hint="e.g. 10000 for 100.00")
+            raise CommandError(Msg("deposit must be a whole number of minor units, at least one per day ({days}); "
+                                   "got {deposit!r}", days=days, deposit=deposit),
+                               hint=Msg("e.g. 10000 for 100.00"))
         deadline = str(args.get("deadline") or "")
         if not _HHMM.match(deadline):
-            raise CommandError(f"deadline {deadline!r} is not a time of day", hint="HH:MM, e.g. 07:00")
+            raise CommandError(Msg("deadline {deadline!r} is not a time of day", deadline=deadline),
+                               hint=Msg("HH:MM, e.g. 07:00"))
         currency = str(args.get("currency") or cfg.currency)
         if not _CURRENCY.match(currency):
-            raise CommandError(f"{currency!r} is not a currency code", hint="e.g. CNY")
+            raise CommandError(Msg("{currency!r} is not a currency code", currency=currency), hint=Msg("e.g. CNY"))
         group = str(args.get("announce_group") or home_group(ctx, self.id, cfg.home_group))
         if not any(g.key == group and g.platform == ctx.group.platform and self.id in g.playbooks
                    for g in ctx.community.groups.values()):
-            raise CommandError(f"group {group!r} does not run the challenge playbook on {ctx.group.platform}")
+            raise CommandError(Msg("group {group!r} does not run the challenge playbook on {platform}", group=group,
+                                   platform=ctx.group.platform))
         active = dict(ctx.state.get("active") or {})
         for other, words in active.items():
             if any(w.casefold() in (name.casefold(), keyword.casefold()) for w in words):
-                raise CommandError(f"challenge {other} already uses {name!r} or {keyword!r}",
-                                   hint="choose another name or keyword")
+                raise CommandError(Msg("challenge {challenge} already uses {name!r} or {keyword!r}", challenge=other,
+                                       name=name, keyword=keyword),
+                                   hint=Msg("choose another name or keyword"))
         seq = int(ctx.state.get("seq") or 0) + 1
         cid = f"c{seq}"
         ch: dict[str, Any] = {
@@ -570,8 +583,9 @@ class Challenge(Playbook):
         }
         first = self._deadline(ctx, ch, 0)
         if first <= ctx.now:
-            raise CommandError(f"the first deadline ({start.isoformat()} {deadline}) has already passed",
-                               hint="start on a later day")
+            raise CommandError(Msg("the first deadline ({start} {deadline}) has already passed",
+                                   start=start.isoformat(), deadline=deadline),
+                               hint=Msg("start on a later day"))
         ctx.state.put("seq", seq)
         ctx.state.put(f"c:{cid}", ch)
         # the memo may name the challenge or its keyword; the last word is the check-in keyword
@@ -586,7 +600,8 @@ class Challenge(Playbook):
 
     def _cancel(self, ctx: Context, ch: dict[str, Any]) -> dict[str, Any]:
         if ch["status"] not in ("open", "running"):
-            raise CommandError(f"challenge {ch['name']!r} is {ch['status']}", hint="only a running one can be cancelled")
+            raise CommandError(Msg("challenge {challenge!r} is {status}", challenge=ch["name"], status=ch["status"]),
+                               hint=Msg("only a running one can be cancelled"))
         cid = ch["id"]
         cur = ch["currency"]
         held = ch["deposit"] - sum(stake(ch["deposit"], ch["days"], i) for i in range(ch["settled"]))
@@ -595,7 +610,8 @@ class Challenge(Playbook):
         # an erased participant's share, and anything carried, go to the fund
         rest = ctx.ledger.balance(pot_account(cid, cur)) - sum(a for _, a in legs)
         if rest < 0:
-            raise CommandError(f"challenge {cid}: the pot holds less than the deposits still held")
+            raise CommandError(Msg("challenge {challenge}: the pot holds less than the deposits still held",
+                                   challenge=cid))
         if rest:
             legs.append((fund_account(cur), rest))
         if legs:
@@ -614,7 +630,7 @@ class Challenge(Playbook):
         cfg: ChallengeConfig = ctx.config
         member = str(args.get("member") or "").strip().lstrip("@")
         if not member:
-            raise CommandError("challenge refund needs a member", hint="member=<platform user id>")
+            raise CommandError(Msg("challenge refund needs a member"), hint=Msg("member=<platform user id>"))
         currency = str(args.get("currency") or cfg.currency)
         key = f"m:{member}"
         st = dict(ctx.state.get(key) or {})
@@ -622,9 +638,9 @@ class Challenge(Playbook):
         held = sum(int(e["amount"]) for e in entries if e.get("currency") == currency)
         amount = args.get("amount", held)
         if held <= 0:
-            raise CommandError(f"nothing of {member} is held in {currency}")
+            raise CommandError(Msg("nothing of {member} is held in {currency}", member=member, currency=currency))
         if type(amount) is not int or not 0 < amount <= held:
-            raise CommandError(f"amount must be a whole number between 1 and {held}")
+            raise CommandError(Msg("amount must be a whole number between 1 and {held}", held=held))
         left = amount
         kept = []
         for e in entries:

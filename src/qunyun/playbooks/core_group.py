@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 from sqlalchemy import func, select
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
 from qunyun.store import models as m
@@ -176,7 +176,8 @@ class CoreGroup(Playbook):
         if command.name not in ("preview", "run"):
             return super().on_command(ctx, command)
         if not cfg.core_group:
-            raise CommandError("no core group is configured", hint="set core_group: <group id> under core_group")
+            raise CommandError(Msg("no core group is configured"),
+                               hint=Msg("set core_group: <group id> under core_group"))
         return self._run(ctx, dry=command.name == "preview")
 
     # ----------------------------------------------------------------- work

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator
 from qunyun.content.collect import Period, archive, authors, collect
 from qunyun.content.markdown import document
 from qunyun.content.render import People, file_name, render_book, render_digest
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
@@ -207,7 +207,7 @@ class Digest(Playbook):
         if name == "archive":
             member = str(args.get("member") or "").strip().lstrip("@")
             if not member:
-                raise CommandError("archive needs a member", hint="give the member's platform user id")
+                raise CommandError(Msg("archive needs a member"), hint=Msg("give the member's platform user id"))
             return archive(ctx, member)
         formats = _formats(args.get("formats"), cfg.formats)
         if name == "render":
@@ -224,7 +224,7 @@ class Digest(Playbook):
         if name == "book":
             by = str(args.get("by") or "month")
             if by not in ("month", "kind"):
-                raise CommandError(f"a book's chapters are by month or by kind, not {by!r}")
+                raise CommandError(Msg("a book's chapters are by month or by kind, not {by!r}", by=by))
             entries = collect(ctx, None, cfg.kinds)
             people = People(ctx.name, ctx.title)
             files = {
@@ -237,7 +237,8 @@ class Digest(Playbook):
             chapters = len({e.month if by == "month" else e.kind for e in entries})
             return {"by": by, "entries": len(entries), "authors": len(authors(entries)), "chapters": chapters,
                     "files": files}
-        raise CommandError(f"digest has no command {name!r}", hint="one of: " + ", ".join(sorted(self.commands)))
+        raise CommandError(Msg("digest has no command {command!r}", command=name),
+                           hint=Msg("one of: {commands}", commands=", ".join(sorted(self.commands))))
 
 
     # ------------------------------------------------------- edit and publish
@@ -250,11 +251,12 @@ class Digest(Playbook):
             return {"period": period.label, "draft": None, "discarded": existed}
         md = args.get("md")
         if not isinstance(md, str) or not md.strip():
-            raise CommandError("edit needs md, the edited Markdown text",
-                               hint="or discard=true to go back to the rendered digest")
+            raise CommandError(Msg("edit needs md, the edited Markdown text"),
+                               hint=Msg("or discard=true to go back to the rendered digest"))
         if len(md) > MAX_DRAFT:
-            raise CommandError(f"the edited text has {len(md):,} characters; at most {MAX_DRAFT:,} are kept",
-                               hint="shorten it, or leave entries out")
+            raise CommandError(Msg("the edited text has {length:,} characters; at most {limit:,} are kept",
+                                   length=len(md), limit=MAX_DRAFT),
+                               hint=Msg("shorten it, or leave entries out"))
         draft = {"md": md.replace("\r\n", "\n"), "ts": ctx.now.isoformat(), "by": clip(actor, 200)}
         ctx.state.put(key, draft)
         return {"period": period.label, "draft": draft}
@@ -263,12 +265,13 @@ class Digest(Playbook):
         cfg: DigestConfig = ctx.config
         notice = args.get("notice", cfg.notice)
         if not isinstance(notice, bool):
-            raise CommandError("notice is true or false")
+            raise CommandError(Msg("notice is true or false"))
         draft = ctx.state.get(f"draft:{period.label}")
         entries = collect(ctx, period, cfg.kinds)[: cfg.max_entries]
         if not entries and draft is None:
-            raise CommandError(f"{period.label} has nothing to publish: no essence, best answers or talks, "
-                               "and no edited text", hint="pick another period, or edit one first")
+            raise CommandError(Msg("{period} has nothing to publish: no essence, best answers or talks, "
+                                   "and no edited text", period=period.label),
+                               hint=Msg("pick another period, or edit one first"))
         files = self._files(ctx, entries, period, cfg.formats)
         if cfg.out_dir:
             _write(Path(cfg.out_dir), files)
@@ -305,7 +308,8 @@ def _formats(value: Any, default: Sequence[str]) -> list[str]:
     chosen = [value] if isinstance(value, str) else list(value)
     bad = [f for f in chosen if f not in ("md", "html")]
     if bad or not chosen:
-        raise CommandError(f"unknown format {bad[0] if bad else ''!r}", hint="formats are md and html")
+        raise CommandError(Msg("unknown format {format!r}", format=bad[0] if bad else ""),
+                           hint=Msg("formats are md and html"))
     return list(dict.fromkeys(chosen))
 
 
@@ -316,11 +320,12 @@ def _period(ctx: Context, args: dict[str, Any]) -> Period:
             return Period.parse(str(label))
         kind = str(args.get("period") or "day")
         if kind not in ("day", "week"):
-            raise CommandError(f"a period is a day or a week, not {kind!r}")
+            raise CommandError(Msg("a period is a day or a week, not {kind!r}", kind=kind))
         day = Period.parse(str(args["date"])).start if args.get("date") else ctx.today
         return Period.of(kind, day)
     except ValueError as exc:
-        raise CommandError(str(exc), hint="a day is written 2026-11-02, a week 2026-W45") from None
+        raise CommandError(Msg("cannot read the period: {error}", error=str(exc)),
+                           hint=Msg("a day is written 2026-11-02, a week 2026-W45")) from None
 
 
 def _write(directory: Path, files: dict[str, str]) -> None:

@@ -63,7 +63,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
@@ -480,45 +480,46 @@ class Duty(Playbook):
         if command.name in ("signup", "quit"):
             member = args.get("member")
             if not isinstance(member, str) or not member.strip():
-                raise CommandError(f"{command.name} needs member (a user id)")
+                raise CommandError(Msg("{command} needs member (a user id)", command=command.name))
             if command.name == "signup":
                 if ctx.role(member) not in cfg.eligible_roles:
                     raise CommandError(
-                        f"{member} has role {ctx.role(member)!r}, which may not sign up",
-                        hint="eligible_roles: " + ", ".join(cfg.eligible_roles),
+                        Msg("{member} has role {role!r}, which may not sign up", member=member, role=ctx.role(member)),
+                        hint=Msg("eligible_roles: {roles}", roles=", ".join(cfg.eligible_roles)),
                     )
                 added, pos, total = self._signup(ctx, member)
                 return {"member": member, "added": added, "position": pos, "queue": total}
             if member not in self._queue(ctx) and member not in self._current(ctx):
-                raise CommandError(f"{member} is not on the duty roster")
+                raise CommandError(Msg("{member} is not on the duty roster", member=member))
             return {"member": member, **self._drop(ctx, member, reply_to=None)}
         if command.name == "rotate":
             current_week = ctx.state.get("current_week")
             if current_week == iso_week(ctx.today):
                 raise CommandError(
-                    f"duty has already rotated for {current_week}",
-                    hint="the next rotation closes this week; use quit to replace someone mid-week",
+                    Msg("duty has already rotated for {week}", week=current_week),
+                    hint=Msg("the next rotation closes this week; use quit to replace someone mid-week"),
                 )
             return self._rotate(ctx, cause=f"command:{command.actor}")
         if command.name == "tick":
             item = args.get("item")
             if not isinstance(item, (str, int)) or isinstance(item, bool):
-                raise CommandError("tick needs item (its number or id)")
+                raise CommandError(Msg("tick needs item (its number or id)"))
             week = self._live_week(ctx)
             if week is None:
-                raise CommandError("nobody is on duty this week", hint="rotate first, or wait for the rotation")
+                raise CommandError(Msg("nobody is on duty this week"), hint=Msg("rotate first, or wait for the rotation"))
             found = self._item(cfg, str(item))
             if found is None:
                 raise CommandError(
-                    f"no checklist item {item!r}",
-                    hint="items: " + ", ".join(f"{i + 1} {it.id}" for i, it in enumerate(cfg.checklist)),
+                    Msg("no checklist item {item!r}", item=item),
+                    hint=Msg("items: {items}", items=", ".join(f"{i + 1} {it.id}" for i, it in enumerate(cfg.checklist))),
                 )
             fresh = self._tick(ctx, week, found, command.actor)
             return {"week": week, "item": found.id, "ticked": fresh, "kpi": self._kpi(ctx, week)}
         if command.name == "kpi":
             week = args.get("week") or ctx.state.get("current_week")
             if not isinstance(week, str) or not _WEEK.match(week):
-                raise CommandError("week must be YYYY-Www, e.g. 2026-W45", hint="no duty week yet if none is current")
+                raise CommandError(Msg("week must be YYYY-Www, e.g. 2026-W45"),
+                                   hint=Msg("no duty week yet if none is current"))
             kept = ctx.state.get(f"kpi:{week}")
             if kept is not None and kept.get("final"):
                 return dict(kept)

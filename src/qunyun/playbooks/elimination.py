@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 from sqlalchemy import and_, func, or_, select
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
 from qunyun.store import models as m
@@ -659,7 +659,7 @@ class Elimination(Playbook):
     def _group_arg(self, ctx: Context, args: dict[str, Any]) -> str:
         gkey = args.get("group") or ctx.group.key
         if not isinstance(gkey, str):
-            raise CommandError("group must be a group id")
+            raise CommandError(Msg("group must be a group id"))
         self._config_of(ctx, gkey)
         return gkey
 
@@ -668,16 +668,16 @@ class Elimination(Playbook):
             if g.key == gkey:
                 cfg = g.playbooks.get(self.id)
                 if cfg is None:
-                    raise CommandError(f"elimination does not run in group {gkey!r}")
+                    raise CommandError(Msg("elimination does not run in group {group!r}", group=gkey))
                 return cfg  # type: ignore[no-any-return]
-        raise CommandError(f"community {ctx.community.id!r} has no group {gkey!r}")
+        raise CommandError(Msg("community {community!r} has no group {group!r}", community=ctx.community.id, group=gkey))
 
     def _preview(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         raw = args.get("as_of")
         try:
             as_of = date.fromisoformat(raw) if raw else ctx.today
         except (TypeError, ValueError):
-            raise CommandError(f"as_of must be a date like 2026-12-01, not {raw!r}") from None
+            raise CommandError(Msg("as_of must be a date like 2026-12-01, not {value!r}", value=raw)) from None
         only = args.get("group")
         if only is not None:
             self._config_of(ctx, only)
@@ -713,9 +713,10 @@ class Elimination(Playbook):
         bid = _text_arg(args, "batch")
         batch = ctx.state.get(f"batch:{bid}")
         if batch is None:
-            raise CommandError(f"no elimination batch {bid!r}", hint="`qunyun elimination preview` lists pending batches")
+            raise CommandError(Msg("no elimination batch {batch!r}", batch=bid),
+                               hint=Msg("`qunyun elimination preview` lists pending batches"))
         if batch["status"] != "pending":
-            raise CommandError(f"batch {bid!r} is {batch['status']}, not pending")
+            raise CommandError(Msg("batch {batch!r} is {status}, not pending", batch=bid, status=batch["status"]))
         return dict(batch)
 
     def _approve(self, ctx: Context, args: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -723,12 +724,12 @@ class Elimination(Playbook):
         gkey = batch["group"]
         if gkey != ctx.group.key:
             raise CommandError(
-                f"batch {batch['id']!r} belongs to group {gkey!r}",
-                hint=f"run the command in that group (--group {gkey})",
+                Msg("batch {batch!r} belongs to group {group!r}", batch=batch["id"], group=gkey),
+                hint=Msg("run the command in that group (--group {group})", group=gkey),
             )
         exclude = args.get("exclude") or []
         if not isinstance(exclude, list) or not all(isinstance(u, str) for u in exclude):
-            raise CommandError("exclude must be a list of user ids")
+            raise CommandError(Msg("exclude must be a list of user ids"))
         cfg: EliminationConfig = ctx.config
         judged = {v.member: v for v in assess(ctx, ctx.group.platform, gkey, cfg, ctx.today)}
         warned = set(ctx.state.get(_warned_key(gkey)) or [])
@@ -829,5 +830,5 @@ def _local_time(ctx: Context, when: datetime) -> str:
 def _text_arg(args: dict[str, Any], name: str) -> str:
     value = args.get(name)
     if not isinstance(value, str) or not value.strip():
-        raise CommandError(f"the command needs {name}=<text>")
+        raise CommandError(Msg("the command needs {name}=<text>", name=name))
     return value.strip()

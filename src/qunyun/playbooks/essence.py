@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from qunyun.content.messages import StoredMessage, find_message, find_messages
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 
@@ -267,25 +267,32 @@ class Essence(Playbook):
         if command.name == "list":
             return {"entries": self._list(ctx, args)}
         if command.name not in ("mark", "unmark"):
-            raise CommandError(f"essence has no command {command.name!r}",
-                               hint="one of: " + ", ".join(sorted(self.commands)))
+            raise CommandError(Msg("essence has no command {command!r}", command=command.name),
+                               hint=Msg("one of: {commands}", commands=", ".join(sorted(self.commands))))
         msg_id = str(args.get("msg") or "").strip()
         if not msg_id:
-            raise CommandError(f"essence {command.name} needs msg", hint="give the message id (msg_id of the event)")
+            raise CommandError(Msg("essence {command} needs msg", command=command.name),
+                               hint=Msg("give the message id (msg_id of the event)"))
         if command.name == "unmark":
             entry = ctx.state.get(f"e:{msg_id}")
             if entry is None:
-                raise CommandError(f"message {msg_id} is not essence", hint="`list` shows the essence entries")
+                raise CommandError(Msg("message {msg} is not essence", msg=msg_id),
+                                   hint=Msg("`list` shows the essence entries"))
             self._unmark(ctx, msg_id, entry)
             return {"msg": msg_id, "unmarked": True}
         if ctx.state.get(f"e:{msg_id}") is not None:
-            raise CommandError(f"message {msg_id} is already essence")
+            raise CommandError(Msg("message {msg} is already essence", msg=msg_id))
         group = args.get("group")
         found = find_messages(ctx, [msg_id], group=str(group) if group else None).get(msg_id)
+        if not _usable(found) and group:
+            raise CommandError(
+                Msg("no message {msg} with text in group {group}", msg=msg_id, group=group),
+                hint=Msg("give the msg_id of a text message the engine has seen (and its group)"),
+            )
         if not _usable(found):
             raise CommandError(
-                f"no message {msg_id} with text" + (f" in group {group}" if group else ""),
-                hint="give the msg_id of a text message the engine has seen (and its group)",
+                Msg("no message {msg} with text", msg=msg_id),
+                hint=Msg("give the msg_id of a text message the engine has seen (and its group)"),
             )
         assert found is not None
         actor = command.actor if ctx.role(command.actor) in ("owner", "admin") else "operator"

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 from sqlalchemy import case, func, select
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.scheduler import validate_cron
@@ -310,7 +310,8 @@ def _positive_amount(args: Mapping[str, Any], key: str = "amount", *, required: 
         return None
     if type(amount) is not int or amount <= 0:
         raise CommandError(
-            f"{key} must be a positive whole number of minor units, got {amount!r}", hint="e.g. 1000 for 10.00"
+            Msg("{option} must be a positive whole number of minor units, got {amount!r}", option=key, amount=amount),
+            hint=Msg("e.g. 1000 for 10.00"),
         )
     return amount
 
@@ -318,14 +319,15 @@ def _positive_amount(args: Mapping[str, Any], key: str = "amount", *, required: 
 def _member_arg(args: Mapping[str, Any]) -> str:
     member = str(args.get("member") or "").strip().lstrip("@")
     if not member:
-        raise CommandError("this command needs a member", hint="give the member's platform user id: member=u-17")
+        raise CommandError(Msg("this command needs a member"),
+                           hint=Msg("give the member's platform user id: member=u-17"))
     return member
 
 
 def _currency_arg(args: Mapping[str, Any], default: str) -> str:
     currency = str(args.get("currency") or default)
     if not _CURRENCY.match(currency):
-        raise CommandError(f"{currency!r} is not a currency code", hint="e.g. CNY")
+        raise CommandError(Msg("{currency!r} is not a currency code", currency=currency), hint=Msg("e.g. CNY"))
     return currency
 
 
@@ -647,7 +649,7 @@ class Fund(Playbook):
         elif period == "season":
             first = date.fromisoformat(self._season(ctx)["start"])
         else:
-            raise CommandError(f"unknown period {period!r}", hint="one of: week, month, season")
+            raise CommandError(Msg("unknown period {period!r}", period=period), hint=Msg("one of: week, month, season"))
         income, spent = fund_moves(ctx, fund_account(cfg.currency), first, today)
         return {
             "period": period,
@@ -744,8 +746,9 @@ class Fund(Playbook):
         balance = ctx.ledger.balance(fund)
         if total > balance:
             raise CommandError(
-                f"the fund holds {fmt_money(balance, cur, 'en')}, the awards of {week} need {fmt_money(total, cur, 'en')}",
-                hint="record the money first, or run `award` again after discarding the plan",
+                Msg("the fund holds {balance}, the awards of {week} need {total}", balance=fmt_money(balance, cur, "en"),
+                    week=week, total=fmt_money(total, cur, "en")),
+                hint=Msg("record the money first, or run `award` again after discarding the plan"),
             )
         if total:
             ctx.ledger.post([(fund, -total), *((ctx.ledger.member_account(u, cur), a) for u, a in sorted(paid.items()))],
@@ -784,11 +787,11 @@ class Fund(Playbook):
             assert amount is not None
             kind = str(args.get("kind") or "dues")
             if kind not in KINDS:
-                raise CommandError(f"unknown kind {kind!r}", hint="one of: " + ", ".join(KINDS))
+                raise CommandError(Msg("unknown kind {kind!r}", kind=kind), hint=Msg("one of: {kinds}", kinds=", ".join(KINDS)))
             currency = _currency_arg(args, cfg.currency)
             if currency != cfg.currency:
-                raise CommandError(f"the fund keeps {cfg.currency}, not {currency}",
-                                   hint="record it in the fund's currency, or refund it")
+                raise CommandError(Msg("the fund keeps {kept}, not {currency}", kept=cfg.currency, currency=currency),
+                                   hint=Msg("record it in the fund's currency, or refund it"))
             return self._take(ctx, member, amount, kind, source="admin", tell=False)
         if name == "reconcile":
             return self._reconcile(ctx, str(args.get("month") or ctx.today.isoformat()[:7]))
@@ -804,8 +807,10 @@ class Fund(Playbook):
             mine = ctx.ledger.member_account(member, currency)
             balance = ctx.ledger.balance(mine)
             if amount > balance:
-                raise CommandError(f"{member} has {fmt_money(balance, currency, 'en')}, less than "
-                                   f"{fmt_money(amount, currency, 'en')}", hint="pay out at most the balance")
+                raise CommandError(Msg("{member} has {balance}, less than {amount}", member=member,
+                                       balance=fmt_money(balance, currency, "en"),
+                                       amount=fmt_money(amount, currency, "en")),
+                                   hint=Msg("pay out at most the balance"))
             ctx.ledger.transfer(mine, payouts_account(currency), amount, currency, "payout")
             ctx.record("payout", member, amount=amount, currency=currency, by=clip(command.actor, 64))
             return {"member": member, "paid_out": amount, "currency": currency, "balance": balance - amount}
@@ -825,40 +830,42 @@ class Fund(Playbook):
             try:
                 start = date.fromisoformat(str(args.get("start") or ctx.today.isoformat()))
             except ValueError:
-                raise CommandError(f"start {args.get('start')!r} is not a date", hint="YYYY-MM-DD") from None
+                raise CommandError(Msg("start {start!r} is not a date", start=args.get("start")),
+                                   hint=Msg("YYYY-MM-DD")) from None
             weeks = args.get("weeks", cfg.season_weeks)
             if type(weeks) is not int or not 1 <= weeks <= 520:
-                raise CommandError(f"weeks must be a whole number from 1 to 520, got {weeks!r}")
+                raise CommandError(Msg("weeks must be a whole number from 1 to 520, got {weeks!r}", weeks=weeks))
             season = {"start": start.isoformat(), "weeks": weeks, "source": "command"}
             ctx.state.put("season", season)
             return season
-        raise CommandError(f"fund has no command {name!r}", hint="one of: " + ", ".join(sorted(self.commands)))
+        raise CommandError(Msg("fund has no command {command!r}", command=name),
+                           hint=Msg("one of: {commands}", commands=", ".join(sorted(self.commands))))
 
     @staticmethod
     def _check_week(week: str) -> None:
         try:
             week_monday(week)
         except ValueError:
-            raise CommandError(f"{week!r} is not an ISO week", hint="e.g. 2026-W45") from None
+            raise CommandError(Msg("{week!r} is not an ISO week", week=week), hint=Msg("e.g. 2026-W45")) from None
 
     def _approve(self, ctx: Context, week: Any) -> dict[str, Any]:
         if week is None:
             waiting = sorted(k[6:] for k, v in ctx.state.scan("award:") if v.get("status") == "pending")
             if not waiting:
-                raise CommandError("no awards are waiting for approval")
+                raise CommandError(Msg("no awards are waiting for approval"))
             week = waiting[0]
         week = str(week)
         self._check_week(week)
         record = ctx.state.get(f"award:{week}")
         if record is None or record.get("status") != "pending":
-            raise CommandError(f"no awards of {week} are waiting for approval",
-                               hint="`award` prepares them when require_approval is on")
+            raise CommandError(Msg("no awards of {week} are waiting for approval", week=week),
+                               hint=Msg("`award` prepares them when require_approval is on"))
         return self._pay(ctx, week, dict(record))
 
     def _reconcile(self, ctx: Context, month: str) -> dict[str, Any]:
         cfg: FundConfig = ctx.config
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-            raise CommandError(f"{month!r} is not a month", hint="YYYY-MM, e.g. 2026-11")
+            raise CommandError(Msg("{month!r} is not a month", month=month), hint=Msg("YYYY-MM, e.g. 2026-11"))
         rows = []
         unmatched = []
         for key, st in ctx.state.scan("m:"):
@@ -909,11 +916,12 @@ class Fund(Playbook):
         entries = list(st.get("unmatched") or [])
         held = sum(int(e["amount"]) for e in entries if e.get("currency") == currency)
         if held <= 0:
-            raise CommandError(f"no unmatched {currency} payment of {member} is held",
-                               hint="`reconcile` lists the unmatched payments")
+            raise CommandError(Msg("no unmatched {currency} payment of {member} is held", currency=currency,
+                                   member=member),
+                               hint=Msg("`reconcile` lists the unmatched payments"))
         want = held if amount is None else amount
         if not 0 < want <= held:
-            raise CommandError(f"amount must be between 1 and {held} (held for {member})")
+            raise CommandError(Msg("amount must be between 1 and {held} (held for {member})", held=held, member=member))
         left = want
         kept = []
         for e in entries:
@@ -937,7 +945,7 @@ class Fund(Playbook):
         cfg: FundConfig = ctx.config
         kind = str(args.get("kind") or "")
         if kind not in KINDS:
-            raise CommandError(f"unknown kind {kind!r}", hint="one of: " + ", ".join(KINDS))
+            raise CommandError(Msg("unknown kind {kind!r}", kind=kind), hint=Msg("one of: {kinds}", kinds=", ".join(KINDS)))
         amount = self._take_unmatched(ctx, member, cfg.currency, _positive_amount(args, required=False))
         return {**self._take(ctx, member, amount, kind, source="matched",
                              origin=suspense_account(cfg.currency), tell=False), "matched": True}

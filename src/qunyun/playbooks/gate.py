@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.playbooks.referrals import CODE_LENGTH, MAX_CODE_LENGTH
 
@@ -1035,11 +1035,13 @@ class Gate(Playbook):
             return {"pending": self._pending(ctx)}
         if name not in self.commands:
             raise CommandError(
-                f"gate has no command {name!r}", hint="one of: " + ", ".join(sorted(self.commands))
+                Msg("gate has no command {command!r}", command=name),
+                hint=Msg("one of: {commands}", commands=", ".join(sorted(self.commands))),
             )
         member = str(args.get("member") or "").strip().lstrip("@")
         if not member:
-            raise CommandError(f"gate {name} needs a member", hint="give the member's platform user id")
+            raise CommandError(Msg("gate {command} needs a member", command=name),
+                               hint=Msg("give the member's platform user id"))
         group = args.get("group")
         if name == "record_payment":
             return self._record_payment(ctx, member, args, group)
@@ -1064,17 +1066,23 @@ class Gate(Playbook):
         if verb == "pick":
             recs = [r for r in recs if r.get("bounty")]
         if not recs:
-            what = {"verify": "declared credential", "pick": "bounty answer"}.get(verb, "application")
+            what = {"verify": Msg("declared credential"), "pick": Msg("bounty answer")}.get(verb, Msg("application"))
+            if group:
+                raise CommandError(
+                    Msg("no {what} from {member} is waiting in group {group}", what=what, member=_sid(member), group=group),
+                    hint=Msg("`qunyun gate pending` lists who is waiting"),
+                )
             raise CommandError(
-                f"no {what} from {_sid(member)} is waiting" + (f" in group {group}" if group else ""),
-                hint="`qunyun gate pending` lists who is waiting",
+                Msg("no {what} from {member} is waiting", what=what, member=_sid(member)),
+                hint=Msg("`qunyun gate pending` lists who is waiting"),
             )
         done = []
         for rec in recs:
             if rec.get("platform") != ctx.group.platform:
                 raise CommandError(
-                    f"{_sid(member)} applied on {rec.get('platform')}, this command runs on {ctx.group.platform}",
-                    hint=f"run it in that platform's group: --group {rec.get('group')}",
+                    Msg("{member} applied on {platform}, this command runs on {here}",
+                        member=_sid(member), platform=rec.get("platform"), here=ctx.group.platform),
+                    hint=Msg("run it in that platform's group: --group {group}", group=rec.get("group")),
                 )
             if verb == "reject":
                 cfg = _cfg_of(ctx, rec)
@@ -1100,8 +1108,8 @@ class Gate(Playbook):
         amount = args.get("amount")
         if type(amount) is not int or amount <= 0:
             raise CommandError(
-                f"amount must be a positive whole number of minor units, got {amount!r}",
-                hint="e.g. 20000 for 200.00",
+                Msg("amount must be a positive whole number of minor units, got {amount!r}", amount=amount),
+                hint=Msg("e.g. 20000 for 200.00"),
             )
         st = _load(ctx, member)
         waiting = [
@@ -1114,9 +1122,15 @@ class Gate(Playbook):
             gs = next((g for g in ctx.community.groups.values() if g.key == target), None)
             cfg = gs.playbooks.get("gate") if gs is not None else None
             if gs is None or cfg is None or not (cfg.mode == "paid" or (cfg.mode == "bounty" and cfg.fee)):
+                if group:
+                    raise CommandError(
+                        Msg("{member} has no application waiting for a fee in group {group}",
+                            member=_sid(member), group=group),
+                        hint=Msg("pass --group with a group whose gate takes a fee"),
+                    )
                 raise CommandError(
-                    f"{_sid(member)} has no application waiting for a fee" + (f" in group {group}" if group else ""),
-                    hint="pass --group with a group whose gate takes a fee",
+                    Msg("{member} has no application waiting for a fee", member=_sid(member)),
+                    hint=Msg("pass --group with a group whose gate takes a fee"),
                 )
             rec = st["groups"].setdefault(
                 f"{gs.platform}:{gs.key}", {"platform": gs.platform, "group": gs.key, "in": False}
@@ -1130,7 +1144,8 @@ class Gate(Playbook):
         currency = str(args.get("currency") or cfg.currency)
         result = self._paid(ctx, member, amount, currency, "admin", rec_group=f"{rec['platform']}:{rec['group']}")
         if result is None:
-            raise CommandError(f"the gate of group {rec['group']} takes no fee", hint="check the group's gate mode")
+            raise CommandError(Msg("the gate of group {group} takes no fee", group=rec["group"]),
+                               hint=Msg("check the group's gate mode"))
         return {"member": member, "group": rec["group"], **result}
 
     def _refund(self, ctx: Context, member: str, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -1141,12 +1156,16 @@ class Gate(Playbook):
         if currency:
             holding = [h for h in holding if h[1] == currency]
         if not holding:
-            raise CommandError(f"nothing is held for {_sid(member)}" + (f" in {currency}" if currency else ""))
+            if currency:
+                raise CommandError(Msg("nothing is held for {member} in {currency}", member=_sid(member),
+                                       currency=currency))
+            raise CommandError(Msg("nothing is held for {member}", member=_sid(member)))
         rec, currency, held = holding[0]
         if amount is None:
             amount = held
         if type(amount) is not int or not 0 < amount <= held:
-            raise CommandError(f"amount must be a whole number between 1 and {held} (held for {_sid(member)})")
+            raise CommandError(Msg("amount must be a whole number between 1 and {held} (held for {member})",
+                                   held=held, member=_sid(member)))
         ctx.ledger.transfer(f"community:suspense:{currency}", f"external:payments:{currency}", amount, currency,
                             "entry payment refunded")
         rec["held"] = {**rec["held"], currency: held - amount}
@@ -1236,7 +1255,7 @@ class Gate(Playbook):
         try:
             self._decide(ctx, verb, member, None, reason, event.actor.id)
         except CommandError as exc:
-            ctx.send(ctx.render("not_done", error=exc.message), reply_to=event.msg_id)
+            ctx.send(ctx.render("not_done", error=exc.localized(ctx.locale, with_hint=False)), reply_to=event.msg_id)
             return True
         ctx.send(ctx.render(f"done_{verb}", name=ctx.name(member), member=_sid(member)), reply_to=event.msg_id)
         return True

@@ -30,7 +30,7 @@ import orjson
 from pydantic import Field, field_validator, model_validator
 
 from qunyun.content.messages import find_message
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, Playbook, PlaybookConfig
 
 ROLES = ("owner", "admin", "assistant", "guest", "member")
@@ -135,16 +135,6 @@ class Knowledge(Playbook):
         },
     }
     #: The problems a capture can have, in each language (for the ``bad`` template).
-    PROBLEMS: ClassVar[dict[str, dict[str, str]]] = {
-        "format": {"zh-CN": "缺少“：”分开关键词和答案", "en": "a ':' must separate the keywords from the answer"},
-        "no_keywords": {"zh-CN": "没有关键词", "en": "there are no keywords"},
-        "too_many": {"zh-CN": "关键词最多 {n} 个", "en": "at most {n} keywords"},
-        "too_short": {"zh-CN": "关键词至少 {n} 个字", "en": "keywords need at least {n} characters"},
-        "too_long": {"zh-CN": "关键词最多 {n} 个字", "en": "keywords may have at most {n} characters"},
-        "no_answer": {"zh-CN": "答案是空的", "en": "the answer is empty"},
-        "answer_long": {"zh-CN": "答案最多 {n} 个字", "en": "the answer may have at most {n} characters"},
-    }
-
     # ---------------------------------------------------------------- events
 
     def on_event(self, ctx: Context, event: Any) -> None:
@@ -215,8 +205,7 @@ class Knowledge(Playbook):
         cfg: KnowledgeConfig = ctx.config
         if not cfg.reply:
             return
-        texts = self.PROBLEMS[problem[0]]
-        what = (texts.get(ctx.locale) or texts["en"]).format(n=problem[1])
+        what = _problem(problem).in_lang(ctx.locale)
         ctx.send(ctx.render("bad", problem=what, keyword=keyword), reply_to=event.msg_id)
 
     def _confirm(self, ctx: Context, eid: str, status: str, *, reply_to: str | None) -> None:
@@ -278,18 +267,23 @@ class Knowledge(Playbook):
         if name == "add":
             keywords, answer = _check(cfg, _keywords_arg(args.get("keywords")), _text_arg(args.get("answer")))
             if isinstance(keywords, tuple):
-                raise CommandError(_problem_en(keywords), hint="keywords: 'a, b, c'; answer: the reply text")
+                raise CommandError(Msg("cannot save the knowledge entry: {problem}", problem=_problem(keywords)),
+                                   hint=Msg("keywords: 'a, b, c'; answer: the reply text"))
             # an owner or admin typing it is named; "cli" or a console user is not a member
             by = command.actor if ctx.role(command.actor) in ("owner", "admin") else None
             eid, status = self._save(ctx, keywords, str(answer), source=None, by=by, active=True)
             return {"id": eid, "status": status, **(ctx.state.get(f"k:{eid}") or {})}
         if name not in self.commands:
-            raise CommandError(f"knowledge has no command {name!r}", hint="one of: " + ", ".join(sorted(self.commands)))
+            raise CommandError(Msg("knowledge has no command {command!r}", command=name),
+                               hint=Msg("one of: {commands}", commands=", ".join(sorted(self.commands))))
         eid = str(args.get("entry") or "").strip().lstrip("#")
         entry = ctx.state.get(f"k:{eid}") if eid else None
+        if entry is None and eid:
+            raise CommandError(Msg("no knowledge entry {entry!r}", entry=eid),
+                               hint=Msg("`qunyun knowledge list` shows the entries and their ids"))
         if entry is None:
-            raise CommandError(f"no knowledge entry {eid!r}" if eid else f"knowledge {name} needs an entry id",
-                               hint="`qunyun knowledge list` shows the entries and their ids")
+            raise CommandError(Msg("knowledge {command} needs an entry id", command=name),
+                               hint=Msg("`qunyun knowledge list` shows the entries and their ids"))
         if name == "remove":
             self._put(ctx, eid, None)
             return {"id": eid, "removed": True}
@@ -300,7 +294,7 @@ class Knowledge(Playbook):
             new_answer = entry["answer"] if args.get("answer") is None else _text_arg(args["answer"])
             keywords, answer = _check(cfg, new_keywords, new_answer)
             if isinstance(keywords, tuple):
-                raise CommandError(_problem_en(keywords))
+                raise CommandError(Msg("cannot save the knowledge entry: {problem}", problem=_problem(keywords)))
             updated = {**entry, "keywords": keywords, "answer": answer}
         self._put(ctx, eid, updated)
         return {"id": eid, **updated}
@@ -393,6 +387,20 @@ def _text_arg(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _problem_en(problem: tuple[str, int]) -> str:
-    return Knowledge.PROBLEMS[problem[0]]["en"].format(n=problem[1])
+def _problem(problem: tuple[str, int]) -> Msg:
+    """Why an entry is refused, for the member who wrote it or the operator (``Msg.in_lang``)."""
+    kind, n = problem
+    if kind == "format":
+        return Msg("a ':' must separate the keywords from the answer")
+    if kind == "no_keywords":
+        return Msg("there are no keywords")
+    if kind == "too_many":
+        return Msg("at most {n} keywords", n=n)
+    if kind == "too_short":
+        return Msg("keywords need at least {n} characters", n=n)
+    if kind == "too_long":
+        return Msg("keywords may have at most {n} characters", n=n)
+    if kind == "no_answer":
+        return Msg("the answer is empty")
+    return Msg("the answer may have at most {n} characters", n=n)
 

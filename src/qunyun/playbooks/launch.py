@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.playbooks.welcome import LocalText, _check_text, localized
 
@@ -390,7 +390,7 @@ class Launch(Playbook):
     def on_command(self, ctx: Context, command: Command) -> dict[str, Any] | None:
         gkey = command.args.get("group") or ctx.group.key
         if not isinstance(gkey, str):
-            raise CommandError("group must be a group id")
+            raise CommandError(Msg("group must be a group id"))
         cfg = _config_of(ctx, gkey)
         if command.name == "plan":
             start, rows = self._rows(ctx, gkey)
@@ -400,8 +400,8 @@ class Launch(Playbook):
             task = next((t for t in cfg.tasks if t.id == tid), None)
             if task is None:
                 raise CommandError(
-                    f"no task {tid!r} in the launch plan of {gkey!r}",
-                    hint="tasks: " + ", ".join(t.id for t in cfg.tasks),
+                    Msg("no task {task!r} in the launch plan of {group!r}", task=tid, group=gkey),
+                    hint=Msg("tasks: {tasks}", tasks=", ".join(t.id for t in cfg.tasks)),
                 )
             return {"group": gkey, "done": self._mark(ctx, gkey, task, command.actor)}
         return super().on_command(ctx, command)
@@ -421,9 +421,9 @@ def _config_of(ctx: Context, gkey: str) -> LaunchConfig:
         if g.key == gkey:
             cfg = g.playbooks.get("launch")
             if cfg is None:
-                raise CommandError(f"launch does not run in group {gkey!r}")
+                raise CommandError(Msg("launch does not run in group {group!r}", group=gkey))
             return cfg  # type: ignore[no-any-return]
-    raise CommandError(f"community {ctx.community.id!r} has no group {gkey!r}")
+    raise CommandError(Msg("community {community!r} has no group {group!r}", community=ctx.community.id, group=gkey))
 
 
 def _group_name(ctx: Context, gkey: str) -> str:

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig, Posting
 from qunyun.engine.scheduler import validate_cron
 from qunyun.playbooks.welcome import LocalText, _check_text, localized
@@ -269,7 +269,7 @@ class Medals(Playbook):
         if command.name == "show":
             member = command.args.get("member")
             if not isinstance(member, str) or not member:
-                raise CommandError("show needs member (a user id)")
+                raise CommandError(Msg("show needs member (a user id)"))
             return {"member": member, "medals": self._held(ctx, member)}
         if command.name == "board":
             return {"board": [{"member": uid, "count": n} for n, uid in self._rows(ctx)]}

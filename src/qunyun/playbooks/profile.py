@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.engine import Context, Playbook, PlaybookConfig
 from qunyun.engine.context import Command
 
@@ -675,33 +675,35 @@ class Profile(Playbook):
         if command.name == "search":
             viewer = args.get("viewer_role", "admin")
             if viewer not in ("member", "admin"):
-                raise CommandError(f"viewer_role must be member or admin, not {viewer!r}")
+                raise CommandError(Msg("viewer_role must be member or admin, not {viewer!r}", viewer=viewer))
             limit = args.get("limit", 50)
             if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-                raise CommandError("limit must be a whole number from 1 to 1000")
+                raise CommandError(Msg("limit must be a whole number from 1 to 1000"))
             criteria = {k: args.get(k) for k in ("tag", "expertise", "city", "text")}
             for k, v in criteria.items():
                 if v is not None and not isinstance(v, str):
-                    raise CommandError(f"{k} must be a text")
+                    raise CommandError(Msg("{option} must be a text", option=k))
             if viewer == "member" and cfg.sharing == "admins":
                 return {"rows": [], "count": 0, "viewer_role": viewer, "sharing": cfg.sharing, "admins_only": True}
             rows = search(ctx, cfg, viewer=viewer, **criteria)
             return {"rows": rows[:limit], "count": len(rows), "viewer_role": viewer, "sharing": cfg.sharing}
         member = args.get("member")
         if not isinstance(member, str) or not member:
-            raise CommandError(f"{command.name} needs member (a user id)", hint='e.g. {"member": "u-17"}')
+            raise CommandError(Msg("{command} needs member (a user id)", command=command.name),
+                               hint=Msg("e.g. {example}", example='{"member": "u-17"}'))
         if command.name == "show":
             return {"member": member, "profile": profile_of(ctx, member)}
         if command.name == "verify":
             value = args.get("verified", True)
             if not isinstance(value, bool):
-                raise CommandError("verified must be true or false")
+                raise CommandError(Msg("verified must be true or false"))
             self._set_verified(ctx, member, value, by=command.actor)
             return {"member": member, "verified": value}
         if command.name == "set":
             return {"member": member, "profile": self._set(ctx, cfg, member, args)}
         raise CommandError(
-            f"profile has no command {command.name!r}", hint="commands: " + ", ".join(sorted(self.commands))
+            Msg("profile has no command {command!r}", command=command.name),
+            hint=Msg("commands: {commands}", commands=", ".join(sorted(self.commands))),
         )
 
     def _set(self, ctx: Context, cfg: ProfileConfig, member: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -711,27 +713,29 @@ class Profile(Playbook):
         fields = dict(profile.get("fields") or {})
         changes = args.get("fields", {})
         if not isinstance(changes, dict):
-            raise CommandError("fields must be a mapping {field id: value}")
+            raise CommandError(Msg("fields must be a mapping {shape}", shape="{field id: value}"))
         for fid, value in changes.items():
             if fid not in comp.by_id:
-                raise CommandError(f"unknown profile field {fid!r}", hint="fields: " + ", ".join(comp.by_id))
+                raise CommandError(Msg("unknown profile field {field!r}", field=fid),
+                                   hint=Msg("fields: {fields}", fields=", ".join(comp.by_id)))
             if value is None or (isinstance(value, str) and not value.strip()):
                 fields.pop(fid, None)
             elif isinstance(value, str):
                 fields[fid] = clean_value(value, cfg.max_value_length)
             else:
-                raise CommandError(f"field {fid!r}: the value must be a text (or null to clear it)")
+                raise CommandError(Msg("field {field!r}: the value must be a text (or null to clear it)", field=fid))
         if "sharing" in args:
             if args["sharing"] is not None and args["sharing"] not in SHARING_LEVELS:
-                raise CommandError("sharing must be open, community, admins or null (the community default)")
+                raise CommandError(Msg("sharing must be open, community, admins or null (the community default)"))
             profile["sharing"] = args["sharing"]
         if "opt_out" in args:
             if not isinstance(args["opt_out"], bool):
-                raise CommandError("opt_out must be true or false")
+                raise CommandError(Msg("opt_out must be true or false"))
             profile["opt_out"] = args["opt_out"]
         unknown = set(args) - {"member", "fields", "sharing", "opt_out"}
         if unknown:
-            raise CommandError(f"set does not take {', '.join(sorted(unknown))}", hint="member, fields, sharing, opt_out")
+            raise CommandError(Msg("set does not take {options}", options=", ".join(sorted(unknown))),
+                               hint=Msg("member, fields, sharing, opt_out"))
         profile["fields"] = fields
         profile["tags"] = compute_tags(fields, cfg)
         profile["updated"] = ctx.now.isoformat()

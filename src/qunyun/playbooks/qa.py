@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 from qunyun.engine import Context, JobCall, Playbook, PlaybookConfig
 from qunyun.engine.context import Command
@@ -784,21 +784,22 @@ class Qa(Playbook):
         if command.name == "board":
             week = args.get("week") or iso_week(ctx.today)
             if not isinstance(week, str) or not re.fullmatch(r"\d{4}-W\d{2}", week):
-                raise CommandError(f"week must look like 2026-W45, not {week!r}")
+                raise CommandError(Msg("week must look like 2026-W45, not {week!r}", week=week))
             return self.board_data(ctx, week)
         if command.name == "questions":
             return self._questions(ctx, args)
         if command.name == "pick":
             return self._command_pick(ctx, args)
-        raise CommandError(f"qa has no command {command.name!r}", hint="commands: " + ", ".join(sorted(self.commands)))
+        raise CommandError(Msg("qa has no command {command!r}", command=command.name),
+                           hint=Msg("commands: {commands}", commands=", ".join(sorted(self.commands))))
 
     def _questions(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         status = args.get("status", "open")
         if status not in ("open", "answered", "resolved", "all"):
-            raise CommandError(f"status must be open, answered, resolved or all, not {status!r}")
+            raise CommandError(Msg("status must be open, answered, resolved or all, not {status!r}", status=status))
         limit = args.get("limit", 50)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-            raise CommandError("limit must be a whole number from 1 to 1000")
+            raise CommandError(Msg("limit must be a whole number from 1 to 1000"))
         if status in ("open", "answered"):
             ids = [qid for qid, e in self._live_pending(ctx) if e["s"] == status]
             found = [(qid, ctx.state.get(f"q:{qid}")) for qid in ids]
@@ -825,27 +826,30 @@ class Qa(Playbook):
         raw = args.get("question")
         lead = _LEAD_QID.fullmatch(raw.strip()) if isinstance(raw, str) else None
         if lead is None:
-            raise CommandError("pick needs question (an id like Q12)", hint='e.g. {"question": "Q12", "member": "u-17"}')
+            raise CommandError(Msg("pick needs question (an id like Q12)"),
+                               hint=Msg("e.g. {example}", example='{"question": "Q12", "member": "u-17"}'))
         qid = f"Q{int(lead.group(1))}"
         q = ctx.state.get(f"q:{qid}")
         if q is None:
-            raise CommandError(f"there is no question {qid}", hint="list them with the questions command")
+            raise CommandError(Msg("there is no question {question}", question=qid),
+                               hint=Msg("list them with the questions command"))
         if q.get("status") == "resolved":
-            raise CommandError(f"{qid} already has a best answer ({q.get('best')})")
+            raise CommandError(Msg("{question} already has a best answer ({answer})", question=qid, answer=q.get("best")))
         msg = args.get("answer")
         member = args.get("member")
         if isinstance(msg, str) and msg:
             if msg not in (q.get("answers") or {}):
-                raise CommandError(f"{msg!r} is not an answer to {qid}", hint="answers: " + ", ".join(q.get("answers") or {}))
+                raise CommandError(Msg("{answer!r} is not an answer to {question}", answer=msg, question=qid),
+                                   hint=Msg("answers: {answers}", answers=", ".join(q.get("answers") or {})))
         elif isinstance(member, str) and member:
             msg = self._answer_of(q, member)
             if msg is None:
-                raise CommandError(f"{member} has not answered {qid}")
+                raise CommandError(Msg("{member} has not answered {question}", member=member, question=qid))
         else:
-            raise CommandError("pick needs answer (a message id) or member (a user id)")
+            raise CommandError(Msg("pick needs answer (a message id) or member (a user id)"))
         by = q["answers"][msg].get("by")
         if by is None:
-            raise CommandError(f"the author of {msg!r} was erased; pick another answer")
+            raise CommandError(Msg("the author of {answer!r} was erased; pick another answer", answer=msg))
         week = self._resolve(ctx, qid, q, msg, how="command", when=ctx.now)
         return {"question": qid, "answer": msg, "member": by, "week": week}
 

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 from sqlalchemy import select, update
 
-from qunyun.core.errors import CommandError, PlaybookError
+from qunyun.core.errors import CommandError, Msg, PlaybookError
 from qunyun.engine import Command, Context, Playbook, PlaybookConfig
 
 #: Crockford's base32 alphabet: no I, L, O, U (they read as 1, 1, 0 or a word).
@@ -563,7 +563,7 @@ class Referrals(Playbook):
     def board(self, ctx: Context, period: str) -> tuple[str, list[tuple[str, int]]]:
         """(period label, [(inviter, referrals)]) for the current local day/week/month."""
         if period not in PERIODS:
-            raise CommandError(f"unknown period {period!r}", hint="use day, week or month")
+            raise CommandError(Msg("unknown period {period!r}", period=period), hint=Msg("use day, week or month"))
         current = _period_of(ctx.today, period)
         counts: dict[str, int] = {}
         for _invitee, inviter, st in self._edges(ctx):
@@ -642,7 +642,7 @@ class Referrals(Playbook):
         if command.name == "code":
             member = args.get("member")
             if not isinstance(member, str) or not member.strip():
-                raise CommandError("code needs member=UID", hint="e.g. member=u-17")
+                raise CommandError(Msg("code needs member=UID"), hint=Msg("e.g. member=u-17"))
             code = self.issue_code(ctx, member)
             cfg: ReferralsConfig = ctx.config
             link = cfg.link_template.replace("{code}", code) if cfg.link_template else None
@@ -658,10 +658,10 @@ class Referrals(Playbook):
         if command.name == "cascade":
             group = args.get("group_key")
             if group is not None and not isinstance(group, str):
-                raise CommandError("group_key must be a group key")
+                raise CommandError(Msg("group_key must be a group key"))
             top = args.get("top", 50)
             if type(top) is not int or not 1 <= top <= 10_000:
-                raise CommandError("top must be a whole number from 1 to 10000")
+                raise CommandError(Msg("top must be a whole number from 1 to 10000"))
             return self.cascade(ctx, group, top)
         return super().on_command(ctx, command)
 

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import display_name
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 from qunyun.playbooks.guard import quote
@@ -730,33 +730,36 @@ class Rules(Playbook):
                     for key, p in ctx.state.scan("p:")
                 ]
             }
-        raise CommandError(f"rules has no command {name!r}", hint="commands: " + ", ".join(self.commands))
+        raise CommandError(Msg("rules has no command {command!r}", command=name),
+                           hint=Msg("commands: {commands}", commands=", ".join(self.commands)))
 
     def _amend(self, ctx: Context, command: Command) -> dict[str, Any]:
         args = command.args
         version = args.get("version")
         reason = args.get("reason")
         if not isinstance(version, str) or not version.strip() or len(version) > 32:
-            raise CommandError("amend needs version= (a short text, e.g. \"2\" or \"2026-11\")")
+            raise CommandError(Msg('amend needs version= (a short text, e.g. "2" or "2026-11")'))
         if not isinstance(reason, str) or not reason.strip():
-            raise CommandError("amend needs reason= (why the rules change)", hint="the reason is kept in the history")
+            raise CommandError(Msg("amend needs reason= (why the rules change)"),
+                               hint=Msg("the reason is kept in the history"))
         version = version.strip()
         unknown = set(args) - {"version", "reason", "proposal", *SECTIONS}
         if unknown:
             raise CommandError(
-                f"amend does not take {', '.join(sorted(unknown))}",
-                hint="arguments: version, reason, purpose, activities, prohibitions, proposal",
+                Msg("amend does not take {arguments}", arguments=", ".join(sorted(unknown))),
+                hint=Msg("arguments: version, reason, purpose, activities, prohibitions, proposal"),
             )
         current = self._current(ctx)
         history = self._history(ctx)
         if any(h["version"] == version for h in history):
-            raise CommandError(f"version {version!r} is already in the history", hint="choose a new version")
+            raise CommandError(Msg("version {version!r} is already in the history", version=version),
+                               hint=Msg("choose a new version"))
         texts = dict(current.get("texts") or {})
         for section in SECTIONS:
             if section in args:
                 value = args[section]
                 if not isinstance(value, str) or not value.strip():
-                    raise CommandError(f"{section}= must be a non-empty text")
+                    raise CommandError(Msg("{section}= must be a non-empty text", section=section))
                 texts[section] = value.strip()
         if not texts:
             # keep the document the group had, even if the configuration changes later
@@ -766,9 +769,11 @@ class Rules(Playbook):
         if proposal is not None:
             p = ctx.state.get(f"p:{proposal}") if type(proposal) is int else None
             if not p:
-                raise CommandError(f"there is no proposal {proposal!r}", hint="see the proposals command")
+                raise CommandError(Msg("there is no proposal {proposal!r}", proposal=proposal),
+                                   hint=Msg("see the proposals command"))
             if p["status"] != "passed":
-                raise CommandError(f"proposal {proposal} is {p['status']}, not passed; only a passed proposal is adopted")
+                raise CommandError(Msg("proposal {proposal} is {status}, not passed; only a passed proposal is adopted",
+                                       proposal=proposal, status=p["status"]))
             ctx.state.put(f"p:{proposal}", {**p, "status": "adopted", "adopted": version})
         entry = {
             "version": version,

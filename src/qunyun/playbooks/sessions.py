@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip
 from qunyun.engine import Command, Context, JobCall, Playbook, PlaybookConfig
 
@@ -377,7 +377,8 @@ class Sessions(Playbook):
         sid = str(sid or "").strip().lstrip("#")
         s = ctx.state.get(f"s:{sid}") if sid else None
         if s is None:
-            raise CommandError(f"no session {sid!r}", hint="list them with the `list` command")
+            raise CommandError(Msg("no session {session!r}", session=sid),
+                               hint=Msg("list them with the `list` command"))
         return dict(s)
 
     def _activate(self, ctx: Context, group: str, sid: str, on: bool) -> None:
@@ -671,12 +672,14 @@ class Sessions(Playbook):
             s = self._get(ctx, args.get("session"))
             if s["status"] != "done":
                 raise CommandError(
-                    f"session {s['id']} has not been held (status: {s['status']})",
-                    hint="a summary is drafted after the session ends",
+                    Msg("session {session} has not been held (status: {status})", session=s["id"],
+                        status=s["status"]),
+                    hint=Msg("a summary is drafted after the session ends"),
                 )
             return {"session": s["id"], "summary": self._publish_summary(ctx, s)}
         raise CommandError(
-            f"sessions has no command {name!r}", hint="one of: " + ", ".join(sorted(self.commands))
+            Msg("sessions has no command {command!r}", command=name),
+            hint=Msg("one of: {commands}", commands=", ".join(sorted(self.commands))),
         )
 
     def _brief(self, ctx: Context, s: dict[str, Any]) -> dict[str, Any]:
@@ -723,13 +726,14 @@ class Sessions(Playbook):
 
     def _parse_start(self, ctx: Context, raw: Any) -> datetime:
         if not isinstance(raw, str) or not raw.strip():
-            raise CommandError("a session needs starts_at", hint='e.g. "2026-11-20 20:00" (community time)')
+            raise CommandError(Msg("a session needs starts_at"),
+                               hint=Msg('e.g. "2026-11-20 20:00" (community time)'))
         try:
             when = datetime.fromisoformat(raw.strip())
         except ValueError:
             raise CommandError(
-                f"starts_at {clip(raw, 40)!r} is not a date and time",
-                hint='write it as "2026-11-20 20:00" (community time) or with an offset',
+                Msg("starts_at {value!r} is not a date and time", value=clip(raw, 40)),
+                hint=Msg('write it as "2026-11-20 20:00" (community time) or with an offset'),
             ) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=ctx.community.tz)
@@ -741,8 +745,8 @@ class Sessions(Playbook):
             found = next((g for g in groups if g.key == raw), None)
             if found is None:
                 raise CommandError(
-                    f"group {clip(str(raw), 60)!r} does not run sessions",
-                    hint="one of: " + ", ".join(g.key for g in groups),
+                    Msg("group {group!r} does not run sessions", group=clip(str(raw), 60)),
+                    hint=Msg("one of: {groups}", groups=", ".join(g.key for g in groups)),
                 )
             return found.key
         if not ctx.group.admin:
@@ -754,10 +758,12 @@ class Sessions(Playbook):
     def _uid(raw: Any, what: str, *, required: bool) -> str | None:
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if required:
-                raise CommandError(f"a session needs a {what}", hint=f"give the {what}'s platform user id")
+                raise CommandError(Msg("a session needs a {role}", role=what),
+                                   hint=Msg("give the {role}'s platform user id", role=what))
             return None
         if not isinstance(raw, str) or len(raw) > 200 or _CONTROLS.search(raw):
-            raise CommandError(f"{what} must be a platform user id", hint="as it appears in events")
+            raise CommandError(Msg("{role} must be a platform user id", role=what),
+                               hint=Msg("as it appears in events"))
         return raw.strip()
 
     def _create(self, ctx: Context, args: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -765,29 +771,31 @@ class Sessions(Playbook):
         host = self._uid(args.get("host"), "host", required=False)
         topic = clean_text(str(args.get("topic") or ""), 120)
         if not topic:
-            raise CommandError("a session needs a topic", hint="what the speaker will talk about")
+            raise CommandError(Msg("a session needs a topic"), hint=Msg("what the speaker will talk about"))
         group = self._session_group(ctx, args.get("group"))
         cfg = self._cfg(ctx, group)
         start = self._parse_start(ctx, args.get("starts_at"))
         if start <= ctx.now:
             raise CommandError(
-                f"starts_at {start.isoformat()} is not in the future", hint="plan a session ahead of time"
+                Msg("starts_at {start} is not in the future", start=start.isoformat()),
+                hint=Msg("plan a session ahead of time"),
             )
         if start - ctx.now > MAX_AHEAD:
             raise CommandError(
-                f"starts_at {start.isoformat()} is more than {MAX_AHEAD.days} days ahead",
-                hint="plan sessions within the next hundred years",
+                Msg("starts_at {start} is more than {days} days ahead", start=start.isoformat(), days=MAX_AHEAD.days),
+                hint=Msg("plan sessions within the next hundred years"),
             )
         duration = args.get("duration", cfg.default_duration)
         if type(duration) is not int or not 5 <= duration <= 24 * 60:
-            raise CommandError("duration is whole minutes between 5 and 1440", hint="e.g. 60")
+            raise CommandError(Msg("duration is whole minutes between 5 and 1440"), hint=Msg("e.g. 60"))
         overrides = args.get("stages") or {}
         if not isinstance(overrides, dict):
-            raise CommandError("stages must be {stage: {owner, due}}")
+            raise CommandError(Msg("stages must be {shape}", shape="{stage: {owner, due}}"))
         known = {st.id for st in cfg.stages}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise CommandError(f"unknown stage {clip(unknown[0], 40)!r}", hint="one of: " + ", ".join(sorted(known)))
+            raise CommandError(Msg("unknown stage {stage!r}", stage=clip(unknown[0], 40)),
+                               hint=Msg("one of: {stages}", stages=", ".join(sorted(known))))
         seq = int(ctx.state.get("seq", 0)) + 1
         sid = str(seq)
         local = start.astimezone(ctx.community.tz)
@@ -813,7 +821,7 @@ class Sessions(Playbook):
         for spec in cfg.stages:
             over = overrides.get(spec.id) or {}
             if not isinstance(over, dict):
-                raise CommandError(f"stage {spec.id}: give {{owner, due}}")
+                raise CommandError(Msg("stage {stage}: give {{owner, due}}", stage=spec.id))
             owner = self._owner_arg(over.get("owner")) or spec.owner
             due = self._due_arg(over.get("due")) or (local.date() + timedelta(days=spec.offset_days)).isoformat()
             s["stages"].append({"id": spec.id, "owner": owner, "due": due, "done": None, "done_by": None,
@@ -830,7 +838,7 @@ class Sessions(Playbook):
         if raw is None:
             return None
         if not isinstance(raw, str) or not raw.strip() or len(raw) > 200 or _CONTROLS.search(raw):
-            raise CommandError("owner is speaker, host, admins or a platform user id")
+            raise CommandError(Msg("owner is speaker, host, admins or a platform user id"))
         return raw.strip()
 
     @staticmethod
@@ -840,9 +848,11 @@ class Sessions(Playbook):
         try:
             day = date.fromisoformat(str(raw))
         except ValueError:
-            raise CommandError(f"due {clip(str(raw), 40)!r} is not a day", hint="write YYYY-MM-DD") from None
+            raise CommandError(Msg("due {value!r} is not a day", value=clip(str(raw), 40)),
+                               hint=Msg("write YYYY-MM-DD")) from None
         if day.year > 9998:  # its reminder and overdue check would fall off the calendar
-            raise CommandError(f"due {day.isoformat()} is too far ahead", hint="give a day before 9999")
+            raise CommandError(Msg("due {day} is too far ahead", day=day.isoformat()),
+                               hint=Msg("give a day before 9999"))
         return day.isoformat()
 
     def _schedule(self, ctx: Context, s: dict[str, Any], cfg: SessionsConfig) -> None:
@@ -880,19 +890,19 @@ class Sessions(Playbook):
         st = self._stage_of(s, str(args.get("stage") or ""))
         if st is None:
             raise CommandError(
-                f"session {s['id']} has no stage {clip(str(args.get('stage')), 40)!r}",
-                hint="one of: " + ", ".join(x["id"] for x in s["stages"]),
+                Msg("session {session} has no stage {stage!r}", session=s["id"], stage=clip(str(args.get("stage")), 40)),
+                hint=Msg("one of: {stages}", stages=", ".join(x["id"] for x in s["stages"])),
             )
         if s["status"] == "cancelled":
-            raise CommandError(f"session {s['id']} is cancelled")
+            raise CommandError(Msg("session {session} is cancelled", session=s["id"]))
         done = args.get("done")
         owner = self._owner_arg(args.get("owner"))
         due = self._due_arg(args.get("due"))
         if done is None and owner is None and due is None:
-            raise CommandError("nothing to change", hint="give done, owner or due")
+            raise CommandError(Msg("nothing to change"), hint=Msg("give done, owner or due"))
         if done is not None:
             if not isinstance(done, bool):
-                raise CommandError("done is true or false")
+                raise CommandError(Msg("done is true or false"))
             st["done"] = ctx.now.isoformat() if done else None
             st["done_by"] = actor if done else None
         if owner is not None:
@@ -908,7 +918,8 @@ class Sessions(Playbook):
     def _cancel(self, ctx: Context, args: dict[str, Any], actor: str) -> dict[str, Any]:
         s = self._get(ctx, args.get("session"))
         if s["status"] not in _OPEN:
-            raise CommandError(f"session {s['id']} is {s['status']}; only a planned or running one can be cancelled")
+            raise CommandError(Msg("session {session} is {status}; only a planned or running one can be cancelled",
+                                   session=s["id"], status=s["status"]))
         reason = clean_text(str(args.get("reason") or ""), 200)
         announced = bool(s.get("warmups_sent")) or s["status"] == "live"
         s["status"] = "cancelled"

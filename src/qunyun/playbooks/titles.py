@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.core.text import clip, display_name
 from qunyun.engine import Command, Context, Playbook, PlaybookConfig
 
@@ -185,7 +185,8 @@ class Titles(Playbook):
             return
         problem = self._problem(ctx, raw)
         if problem is not None:
-            ctx.send(problem, reply_to=event.msg_id)
+            key, values = problem
+            ctx.send(ctx.render(key, **values), reply_to=event.msg_id)
             return
         for target in targets:
             self._confer(ctx, target, raw, uid)
@@ -200,33 +201,40 @@ class Titles(Playbook):
             return super().on_command(ctx, command)
         member = args.get("member")
         if not isinstance(member, str) or not member.strip():
-            raise CommandError(f"{command.name} needs member (a user id)")
+            raise CommandError(Msg("{command} needs member (a user id)", command=command.name))
         if command.name == "confer":
             title = args.get("title")
             if not isinstance(title, str) or not title.strip():
-                raise CommandError("confer needs title (text)")
+                raise CommandError(Msg("confer needs title (text)"))
+            # the operator reads the reason in their own language, not the community's
             problem = self._problem(ctx, title)
             if problem is not None:
-                raise CommandError(problem)
+                key, values = problem
+                if key == "too_long":
+                    raise CommandError(Msg("a title can be at most {max} characters", max=values["max"]))
+                if key == "not_allowed":
+                    raise CommandError(Msg("\"{title}\" is not one of the titles that can be conferred: {allowed}",
+                                           title=values["title"], allowed=", ".join(ctx.config.allowed)))
+                raise CommandError(Msg("confer needs title (text)"))
             return {"member": member, "title": self._confer(ctx, member, title, command.actor)}
         old = self._revoke(ctx, member, command.actor)
         if old is None:
-            raise CommandError(f"{member} holds no title")
+            raise CommandError(Msg("{member} holds no title", member=member))
         return {"member": member, "revoked": old}
 
     # --------------------------------------------------------------- titles
 
-    def _problem(self, ctx: Context, raw: str) -> str | None:
-        """Why ``raw`` cannot be conferred, in the community's words, or None."""
+    def _problem(self, ctx: Context, raw: str) -> tuple[str, dict[str, Any]] | None:
+        """Why ``raw`` cannot be conferred (a template and its values), or None."""
         cfg: TitlesConfig = ctx.config
         title = _clean(raw)
         if not title:
-            return ctx.render("usage")
+            return "usage", {}
         if len(title) > cfg.max_length:
-            return ctx.render("too_long", max=cfg.max_length)
+            return "too_long", {"max": cfg.max_length}
         if cfg.allowed and title not in cfg.allowed:
             sep = "、" if ctx.locale == "zh-CN" else ", "
-            return ctx.render("not_allowed", title=clip(title, 32), allowed=sep.join(cfg.allowed))
+            return "not_allowed", {"title": clip(title, 32), "allowed": sep.join(cfg.allowed)}
         return None
 
     def _confer(self, ctx: Context, member: str, raw: str, by: str) -> str:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy import Connection, and_, func, select
 
 from qunyun.console.web import Admin, Page, Viewer
-from qunyun.core.errors import CommandError
+from qunyun.core.errors import CommandError, Msg
 from qunyun.playbooks.elimination import kpi_counters
 from qunyun.store.models import ActionRow, CommunityDay, Member, PlaybookState, table
 
@@ -120,12 +120,12 @@ def approve(page_or_call: Any, batch_id: str, exclude: list[str]) -> tuple[dict[
         raise HTTPException(404, f"no elimination batch {batch_id!r}")
     if batch.get("status") != "pending":
         # the playbook would say the same; checked here because a repeated approval has the same command id
-        raise CommandError(f"batch {batch_id!r} is {batch.get('status')}, not pending")
+        raise CommandError(Msg("batch {batch!r} is {status}, not pending", batch=batch_id, status=batch.get("status")))
     listed = {e.get("member") for e in batch.get("members", [])}
     unknown = [u for u in exclude if u not in listed]
     if unknown:
-        raise CommandError(f"not in batch {batch_id!r}: {', '.join(unknown)}",
-                           hint="only members listed in the batch can be left out")
+        raise CommandError(Msg("not in batch {batch!r}: {members}", batch=batch_id, members=", ".join(unknown)),
+                           hint=Msg("only members listed in the batch can be left out"))
     result = page_or_call.command("elimination", "approve", {"batch": batch_id, "exclude": exclude},
                                   group=batch["group"], id=command_id(batch))
     return batch, result

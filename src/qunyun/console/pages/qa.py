@@ -23,8 +23,8 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Connection, text
 
 from qunyun.config.model import CommunitySettings
-from qunyun.console.web import Admin, ConsoleState, Viewer
-from qunyun.core.errors import CommandError
+from qunyun.console.web import Admin, ConsoleState, Viewer, refused
+from qunyun.core.errors import CommandError, Msg
 from qunyun.playbooks.qa import iso_week
 
 router = APIRouter()
@@ -243,14 +243,17 @@ def pay_awards(run: Any, state: ConsoleState, community: CommunitySettings, week
     if expect is not None:
         plan = award_preview(state, community, week)
         if plan.get("already"):
-            raise CommandError(f"the awards of {week} were already handled ({plan.get('status')})")
+            raise CommandError(Msg("the awards of {week} were already handled ({status})", week=week,
+                                   status=plan.get("status")))
         total = sum(int(ln.get("amount") or 0) for ln in plan.get("lines") or [])
         if total != expect:
-            raise CommandError(f"the awards of {week} changed since you looked (now {total}, you saw {expect})",
-                               hint="review them again, then approve")
+            raise CommandError(Msg("the awards of {week} changed since you looked (now {total}, you saw {seen})",
+                                   week=week, total=total, seen=expect),
+                               hint=Msg("review them again, then approve"))
     result = run("fund", "award", {"week": week})
     if result.get("already") and result.get("status") != "pending":
-        raise CommandError(f"the awards of {week} were already handled ({result.get('status')})")
+        raise CommandError(Msg("the awards of {week} were already handled ({status})", week=week,
+                               status=result.get("status")))
     if result.get("status") == "pending":
         result = run("fund", "approve_awards", {"week": week})
     return result
@@ -297,7 +300,7 @@ def qa_pick(page: Admin, question: str = Form(max_length=20), answer: str = Form
     try:
         page.command("qa", "pick", {"question": question, "answer": answer})
     except CommandError as exc:
-        return page.redirect("qa", error=page.t("msg.refused", why=exc.message))
+        return page.redirect("qa", error=page.t("msg.refused", why=refused(exc, page.lang)))
     return _back(page, back, "msg.done")
 
 
@@ -308,7 +311,7 @@ def qa_award(page: Admin, week: str = Form(pattern=r"^\d{4}-W\d{2}$"), expect: i
     try:
         pay_awards(page.command, page.state, page.community, week, expect)
     except CommandError as exc:
-        return page.redirect("qa", week=week, error=page.t("msg.refused", why=exc.message))
+        return page.redirect("qa", week=week, error=page.t("msg.refused", why=refused(exc, page.lang)))
     return page.redirect("qa", week=week, msg="qa.awarded")
 
 
