@@ -75,6 +75,17 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
                        follow_redirects=False)
 
 
+def sql(site: Site, query: str, **params: Any) -> list[Any]:
+    """Plain SQL on the site's database, committed: the rows of a query, ``[rowcount]`` of a change."""
+    engine = open_engine(site.db_url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(query), params)
+            return list(result) if result.returns_rows else [result.rowcount]
+    finally:
+        engine.dispose()
+
+
 def csrf_of(client: TestClient, path: str = "/account") -> str:
     """The session's CSRF token, read from a page's <meta name="csrf-token">."""
     page = client.get(path)

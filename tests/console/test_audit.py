@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from sqlalchemy import text
 
 from qunyun.console.web import audit
-from qunyun.store.db import open_engine
-from tests.console.conftest import Site
+from tests.console.conftest import Site, sql
 
 XSS = "<script>alert(1)</script>"
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = open_engine(site.db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params))
-    finally:
-        engine.dispose()
 
 
 def _entries(site: Site, n: int) -> None:
@@ -35,13 +22,13 @@ def _entries(site: Site, n: int) -> None:
 
 
 def test_admin_sees_entries_escaped_filtered_and_paged(demo_site: Site) -> None:
-    if not _sql(demo_site, "SELECT count(*) FROM audit_log WHERE action = 'test.audit_page'")[0][0]:
+    if not sql(demo_site, "SELECT count(*) FROM audit_log WHERE action = 'test.audit_page'")[0][0]:
         _entries(demo_site, 55)
     adam = demo_site.client("adam")
     page = adam.get("/c/demo/audit?action=test.audit_page&lang=en")
     assert page.status_code == 200
     ids = [int(x) for x in re.findall(r'data-testid="audit-row" data-entry="(\d+)"', page.text)]
-    expected = _sql(demo_site, "SELECT id FROM audit_log WHERE community_id = 'demo' AND action = 'test.audit_page' "
+    expected = sql(demo_site, "SELECT id FROM audit_log WHERE community_id = 'demo' AND action = 'test.audit_page' "
                                "ORDER BY at DESC, id DESC")
     assert ids == [r.id for r in expected[:50]]
     assert "Page 1 of 2 · 55 rows" in page.text
@@ -69,7 +56,7 @@ def test_viewers_and_strangers_are_kept_out(demo_site: Site) -> None:
 
 
 def test_api(demo_site: Site) -> None:
-    if not _sql(demo_site, "SELECT count(*) FROM audit_log WHERE action = 'test.audit_page'")[0][0]:
+    if not sql(demo_site, "SELECT count(*) FROM audit_log WHERE action = 'test.audit_page'")[0][0]:
         _entries(demo_site, 55)
     answer = demo_site.client("olivia").get("/api/v1/communities/demo/audit?action=test.audit_page&per_page=10")
     data = answer.json()["data"]

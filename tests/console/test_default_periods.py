@@ -12,24 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from qunyun.console.app import create_app
 from qunyun.core.clock import FakeClock
 from qunyun.playbooks.qa import iso_week
-from qunyun.store.db import open_engine
-from tests.console.conftest import Site, login
+from tests.console.conftest import Site, login, sql
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the demo community's time zone
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = open_engine(site.db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params))
-    finally:
-        engine.dispose()
 
 
 def _client_at(site: Site, when: datetime, user: str = "vera") -> TestClient:
@@ -56,7 +45,7 @@ def _as_local(value: Any) -> datetime:
 
 
 def _last_message_day(site: Site) -> date:
-    rows = _sql(site, "SELECT day FROM group_days WHERE community_id = 'demo' AND messages > 0")
+    rows = sql(site, "SELECT day FROM group_days WHERE community_id = 'demo' AND messages > 0")
     assert rows
     return max(_as_day(r[0]) for r in rows)
 
@@ -64,7 +53,7 @@ def _last_message_day(site: Site) -> date:
 def _latest_data_week(site: Site) -> str:
     """The latest week with messages or a digest, worked out here from every row."""
     weeks = {iso_week(_last_message_day(site))}
-    for (key,) in _sql(site, "SELECT key FROM playbook_state WHERE community_id = 'demo' AND playbook = 'digest'"):
+    for (key,) in sql(site, "SELECT key FROM playbook_state WHERE community_id = 'demo' AND playbook = 'digest'"):
         label = key.split(":", 1)[1]
         weeks.add(label if "W" in label else iso_week(date.fromisoformat(label)))
     return max(weeks)
@@ -92,7 +81,7 @@ def test_digests_fall_back_to_the_latest_week_with_data(demo_site: Site) -> None
 
 
 def test_digests_open_on_last_week_when_it_has_data(demo_site: Site) -> None:
-    published = sorted(k.split(":", 1)[1] for (k,) in _sql(
+    published = sorted(k.split(":", 1)[1] for (k,) in sql(
         demo_site, "SELECT key FROM playbook_state WHERE community_id = 'demo' AND playbook = 'digest' "
                    "AND key LIKE 'published:%-W%'"))
     assert published
@@ -120,7 +109,7 @@ FUND_ACCOUNTS = ("community:fund:CNY", "community:dues:CNY", "community:suspense
 
 
 def _posting_days(site: Site) -> list[date]:
-    rows = _sql(site, "SELECT t.ts FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id "
+    rows = sql(site, "SELECT t.ts FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id "
                       "JOIN ledger_transactions t ON t.id = p.transaction_id "
                       "WHERE a.community_id = 'demo' AND a.code IN (:f, :d, :s)",
                 f=FUND_ACCOUNTS[0], d=FUND_ACCOUNTS[1], s=FUND_ACCOUNTS[2])

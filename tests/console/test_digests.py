@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 from qunyun.content.markdown import to_html
-from tests.console.conftest import Site, csrf_of
+from tests.console.conftest import Site, csrf_of, sql
 
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
 
 
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(site.db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(query), params).all()
-    engine.dispose()
-    return rows
-
-
 def _digest_state(site: Site, key: str) -> Any:
-    rows = _sql(site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'digest' "
+    rows = sql(site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'digest' "
                       "AND key = :k", k=key)
     return json.loads(rows[0][0]) if rows else None
 
@@ -35,7 +25,7 @@ def test_markdown_converter_is_safe() -> None:
 
 
 def test_list_shows_published_periods(demo_site: Site) -> None:
-    published = _sql(demo_site, "SELECT key, value FROM playbook_state WHERE community_id = 'demo' "
+    published = sql(demo_site, "SELECT key, value FROM playbook_state WHERE community_id = 'demo' "
                                 "AND playbook = 'digest' AND key LIKE 'published:%' ORDER BY key DESC")
     page = demo_site.client("vera").get("/c/demo/digests?lang=en")
     assert page.status_code == 200 and "Digests" in page.text
@@ -95,24 +85,24 @@ def test_edit_preview_publish_export(fresh_site: Site) -> None:
     exported = adam.get(f"/c/demo/digests/{label}/export.html").text
     assert "<script>alert" not in exported and "&lt;script&gt;" in exported
     # publish: notice in the groups that run the digest, authors credited only once per period
-    records_before = _sql(fresh_site, "SELECT count(*) FROM records WHERE playbook = 'digest' "
+    records_before = sql(fresh_site, "SELECT count(*) FROM records WHERE playbook = 'digest' "
                                       "AND kind = 'digest_included'")[0][0]
-    actions_before = _sql(fresh_site, "SELECT count(*) FROM actions WHERE playbook = 'digest'")[0][0]
+    actions_before = sql(fresh_site, "SELECT count(*) FROM actions WHERE playbook = 'digest'")[0][0]
     done = adam.post(f"/c/demo/digests/{label}/publish", data={"notice": "yes", "csrf_token": csrf_of(adam)},
                      follow_redirects=False)
     assert done.status_code == 303 and "msg=digests.published" in done.headers["location"]
     published = _digest_state(fresh_site, f"published:{label}")
     assert published["edited"] is True and published["by"] == "console:adam"
     assert published["times"] == (int(before.get("times", 1)) + 1 if before else 1)
-    notices = _sql(fresh_site, "SELECT group_key, payload FROM actions WHERE playbook = 'digest' ORDER BY seq")
+    notices = sql(fresh_site, "SELECT group_key, payload FROM actions WHERE playbook = 'digest' ORDER BY seq")
     assert len(notices) > actions_before and label in json.loads(notices[-1][1])["text"]
-    records_after = _sql(fresh_site, "SELECT count(*) FROM records WHERE playbook = 'digest' "
+    records_after = sql(fresh_site, "SELECT count(*) FROM records WHERE playbook = 'digest' "
                                      "AND kind = 'digest_included'")[0][0]
     if before:
         assert records_after == records_before  # credited when it was first published
     else:
         assert records_after > records_before
-    audit = [r[0] for r in _sql(fresh_site, "SELECT action FROM audit_log WHERE action LIKE 'digest.%' ORDER BY id")]
+    audit = [r[0] for r in sql(fresh_site, "SELECT action FROM audit_log WHERE action LIKE 'digest.%' ORDER BY id")]
     assert audit == ["digest.edit", "digest.publish"]
     # discard the edit: back to the generated digest
     adam.post(f"/c/demo/digests/{label}/discard", data={"csrf_token": csrf_of(adam)})

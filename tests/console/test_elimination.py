@@ -9,19 +9,8 @@ from typing import Any
 
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
-from qunyun.store.db import open_engine
-from tests.console.conftest import Site, csrf_of
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = open_engine(site.db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params))
-    finally:
-        engine.dispose()
+from tests.console.conftest import Site, csrf_of, sql
 
 
 def _members(html: str, kind: str) -> list[str]:
@@ -31,7 +20,7 @@ def _members(html: str, kind: str) -> list[str]:
 def test_preview_matches_the_rollups(demo_site: Site) -> None:
     """Everyone listed is below `messages + checkins >= 1` over the last 10 days; nobody active is listed."""
     client = demo_site.client("vera")
-    last = _sql(demo_site, "SELECT max(day) FROM community_days WHERE community_id = 'demo'")[0][0]
+    last = sql(demo_site, "SELECT max(day) FROM community_days WHERE community_id = 'demo'")[0][0]
     day = date.fromisoformat(str(last)[:10])
     page = client.get("/c/demo/elimination?group=g-main&lang=en")
     assert page.status_code == 200
@@ -39,7 +28,7 @@ def test_preview_matches_the_rollups(demo_site: Site) -> None:
     warned = _members(page.text, "warn")
     assert warned, "the demo has inactive members in g-main"
     start = day - timedelta(days=9)
-    active = {r.user_id for r in _sql(
+    active = {r.user_id for r in sql(
         demo_site,
         "SELECT m.user_id FROM rollups r JOIN members m ON m.id = r.member_id JOIN groups g ON g.id = r.group_id "
         "WHERE g.key = 'g-main' AND r.day >= :a AND r.day <= :b GROUP BY m.user_id "
@@ -53,7 +42,7 @@ def test_preview_matches_the_rollups(demo_site: Site) -> None:
     assert api["ok"] is True
     assert [r["member"] for r in api["data"]["groups"][0]["warn"]] == warned
     # nothing was written by looking
-    assert _sql(demo_site, "SELECT count(*) FROM records WHERE playbook = 'elimination' AND kind = 'command'")[0][0] == 0
+    assert sql(demo_site, "SELECT count(*) FROM records WHERE playbook = 'elimination' AND kind = 'command'")[0][0] == 0
     zh = client.get("/c/demo/elimination?group=g-main&lang=zh-CN")
     assert "末位淘汰" in zh.text and _members(zh.text, "warn") == warned
 
@@ -79,13 +68,13 @@ def _require_approval(site: Site) -> None:
 
 def _due(site: Site, group: str) -> datetime:
     """When the group's next elimination period job is due (the demo leaves it just after its last day)."""
-    due = _sql(site, "SELECT due_at FROM jobs WHERE id = :j", j=f"demo/sim/{group}/elimination/period")[0].due_at
+    due = sql(site, "SELECT due_at FROM jobs WHERE id = :j", j=f"demo/sim/{group}/elimination/period")[0].due_at
     due = datetime.fromisoformat(due) if isinstance(due, str) else due
     return due.replace(tzinfo=UTC) if due.tzinfo is None else due
 
 
 def _pending(site: Site, group: str, kind: str) -> str:
-    rows = _sql(site, "SELECT key FROM playbook_state WHERE community_id = 'demo' AND playbook = 'elimination' "
+    rows = sql(site, "SELECT key FROM playbook_state WHERE community_id = 'demo' AND playbook = 'elimination' "
                       "AND key LIKE :k", k=f"batch:{kind}-%-{group}")
     assert len(rows) == 1, rows
     return str(rows[0].key).removeprefix("batch:")
@@ -124,16 +113,16 @@ def test_approve_a_warning_batch_then_a_removal_batch(fresh_site: Site) -> None:
     assert done.status_code == 200, done.text
     warned = re.search(r'data-testid="elimination-result-warned">(.*?)</span></p>', done.text, re.S)
     assert warned and spared not in warned.group(1) and listed[1] in warned.group(1)
-    cause = _sql(fresh_site, "SELECT cause FROM records WHERE playbook = 'elimination' AND kind = 'command' "
+    cause = sql(fresh_site, "SELECT cause FROM records WHERE playbook = 'elimination' AND kind = 'command' "
                              "ORDER BY id DESC LIMIT 1")[0].cause
-    direct = {json.loads(r.payload)["member"] for r in _sql(
+    direct = {json.loads(r.payload)["member"] for r in sql(
         fresh_site, "SELECT payload FROM actions WHERE cause = :c AND type = 'direct'", c=cause)}
     assert direct == set(listed) - {spared}
     assert 'data-testid="elimination-actions"' in done.text
-    status = _sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND key = :k",
+    status = sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND key = :k",
                   k=f"batch:{warn}")[0].value
     assert '"approved"' in status and '"console:adam"' in status
-    audit = _sql(fresh_site, "SELECT actor, action, after FROM audit_log WHERE action = 'elimination.approve'")
+    audit = sql(fresh_site, "SELECT actor, action, after FROM audit_log WHERE action = 'elimination.approve'")
     assert len(audit) == 1 and audit[0].actor == "adam" and warn in audit[0].after and spared in audit[0].after
     # approving again is refused: the batch is no longer pending
     assert _approve(adam, warn, []).status_code == 409
@@ -158,7 +147,7 @@ def test_approve_a_warning_batch_then_a_removal_batch(fresh_site: Site) -> None:
     assert removes == set(data["removed"])
     invites = [a for a in data["actions"] if a["type"] == "invite"]
     assert len(invites) == len(data["invited"]) and len(invites) <= len(data["removed"])
-    outbox = _sql(fresh_site, "SELECT count(*) FROM actions WHERE type = 'remove' AND status = 'pending' "
+    outbox = sql(fresh_site, "SELECT count(*) FROM actions WHERE type = 'remove' AND status = 'pending' "
                               "AND playbook = 'elimination' AND group_key = 'g-main' AND cause LIKE 'cmd:approve-remove-%'")
     assert outbox[0][0] == len(data["removed"])
     # the removed are no longer measured; the one left out is still a member and still measured
@@ -180,9 +169,9 @@ def test_discard(fresh_site: Site) -> None:
     gone = adam.post(f"/c/demo/elimination/batch/{batch}/discard", data={"csrf_token": csrf_of(adam)},
                      follow_redirects=False)
     assert gone.status_code == 303
-    value = _sql(fresh_site, "SELECT value FROM playbook_state WHERE key = :k", k=f"batch:{batch}")[0].value
+    value = sql(fresh_site, "SELECT value FROM playbook_state WHERE key = :k", k=f"batch:{batch}")[0].value
     assert '"discarded"' in value
-    assert _sql(fresh_site, "SELECT count(*) FROM actions WHERE cause LIKE 'cmd:%' AND type = 'direct'")[0][0] == 0
+    assert sql(fresh_site, "SELECT count(*) FROM actions WHERE cause LIKE 'cmd:%' AND type = 'direct'")[0][0] == 0
     assert adam.post("/api/v1/communities/demo/elimination/approve", json={"batch": batch},
                      headers={"X-CSRF-Token": csrf_of(adam)}).json()["code"] == "refused"
     assert adam.post("/api/v1/communities/demo/elimination/approve", json={"batch": "warn-x-nope"},

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from sqlalchemy import text
 
 from qunyun.config.model import load_settings
 from qunyun.console.pages.fund import AmountError, parse_yuan
@@ -25,20 +24,11 @@ from qunyun.core.events import parse_event
 from qunyun.engine.engine import Engine
 from qunyun.playbooks.money import fmt_money
 from qunyun.store.db import open_engine
-from tests.console.conftest import Site, csrf_of
+from tests.console.conftest import Site, csrf_of, sql
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HOSTILE_NAME = "<script>alert(1)</script>"
 HOSTILE_MEMO = '"><img src=x onerror=alert(1)>'
-
-
-def sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = open_engine(site.db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params))
-    finally:
-        engine.dispose()
 
 
 def as_dt(value: Any) -> datetime:

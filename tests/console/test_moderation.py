@@ -10,18 +10,9 @@ from sqlalchemy import text
 
 from qunyun.console.pages.moderation import KINDS
 from qunyun.store.db import open_engine
-from tests.console.conftest import Site
+from tests.console.conftest import Site, sql
 
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = open_engine(site.db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params))
-    finally:
-        engine.dispose()
 
 
 def _utc(site: Site, when: datetime) -> Any:
@@ -47,7 +38,7 @@ def test_log_shows_the_records_newest_first(demo_site: Site) -> None:
     client = demo_site.client("vera")
     page = client.get("/c/demo/moderation?lang=en")
     assert page.status_code == 200
-    expected = _sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
+    expected = sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
                                "ORDER BY ts DESC, id DESC")
     assert len(expected) > 50, "the demo should moderate more than a page's worth"
     assert _total(page.text) == len(expected)
@@ -60,21 +51,21 @@ def test_log_shows_the_records_newest_first(demo_site: Site) -> None:
 
 def test_sorting_and_paging(demo_site: Site) -> None:
     client = demo_site.client("vera")
-    expected = _sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
+    expected = sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
                                "ORDER BY ts ASC, id ASC")
     first = client.get("/c/demo/moderation?sort=ts&dir=asc")
     assert _record_ids(first.text) == [r.id for r in expected[:50]]
     second = client.get("/c/demo/moderation?sort=ts&dir=asc&page=2")
     assert _record_ids(second.text) == [r.id for r in expected[50:100]]
     by_kind = client.get("/c/demo/moderation?sort=kind&dir=asc")
-    ids_by_kind = _sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
+    ids_by_kind = sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
                                   "ORDER BY kind ASC, id ASC LIMIT 50")
     assert _record_ids(by_kind.text) == [r.id for r in ids_by_kind]
 
 
 def test_filters(demo_site: Site) -> None:
     client = demo_site.client("vera")
-    strikes = _sql(demo_site, "SELECT id, member, group_key FROM records WHERE community_id = 'demo' "
+    strikes = sql(demo_site, "SELECT id, member, group_key FROM records WHERE community_id = 'demo' "
                               "AND playbook = 'hours' AND kind = 'strike' ORDER BY ts DESC, id DESC")
     assert strikes, "the demo has quiet-hours strikes"
     page = client.get("/c/demo/moderation?kind=hours.strike&lang=en")
@@ -83,18 +74,18 @@ def test_filters(demo_site: Site) -> None:
     assert page.text.count("Quiet-hours strike") >= min(len(strikes), 50)
     # by member (user id)
     member = strikes[0].member
-    mine = _sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND member = :m AND ({_kinds_sql()}) "
+    mine = sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND member = :m AND ({_kinds_sql()}) "
                            "ORDER BY ts DESC, id DESC", m=member)
     assert _record_ids(client.get(f"/c/demo/moderation?member={member}").text) == [r.id for r in mine]
     # by part of the name
-    name = _sql(demo_site, "SELECT name FROM members WHERE community_id = 'demo' AND user_id = :m", m=member)[0].name
+    name = sql(demo_site, "SELECT name FROM members WHERE community_id = 'demo' AND user_id = :m", m=member)[0].name
     assert set(_record_ids(client.get("/c/demo/moderation", params={"member": name}).text)) >= {r.id for r in mine}
     # by group and date (local days)
-    hits = _sql(demo_site, "SELECT id, ts FROM records WHERE community_id = 'demo' AND group_key = 'g-main' "
+    hits = sql(demo_site, "SELECT id, ts FROM records WHERE community_id = 'demo' AND group_key = 'g-main' "
                            f"AND ({_kinds_sql()}) ORDER BY ts DESC, id DESC")
     assert _total(client.get("/c/demo/moderation?group=g-main").text) == len(hits)
     day = "2026-11-10"
-    on_day = _sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
+    on_day = sql(demo_site, f"SELECT id FROM records WHERE community_id = 'demo' AND ({_kinds_sql()}) "
                              "AND ts >= :a AND ts < :b ORDER BY ts DESC, id DESC",
                   a=_utc(demo_site, datetime(2026, 11, 9, 16)), b=_utc(demo_site, datetime(2026, 11, 10, 16)))
     shown = client.get(f"/c/demo/moderation?since={day}&until={day}")
@@ -104,13 +95,13 @@ def test_filters(demo_site: Site) -> None:
 
 
 def test_rows_show_the_actions_taken(demo_site: Site) -> None:
-    removed = _sql(demo_site, "SELECT id, cause, member FROM records WHERE community_id = 'demo' "
+    removed = sql(demo_site, "SELECT id, cause, member FROM records WHERE community_id = 'demo' "
                               "AND playbook = 'moderation' AND kind = 'hit' ORDER BY id")
     assert removed
     client = demo_site.client("vera")
     page = client.get("/c/demo/moderation?kind=moderation.hit&lang=en")
     for rec in removed:
-        types = {r.type for r in _sql(demo_site, "SELECT type FROM actions WHERE cause = :c AND playbook = 'moderation'",
+        types = {r.type for r in sql(demo_site, "SELECT type FROM actions WHERE cause = :c AND playbook = 'moderation'",
                                       c=rec.cause)}
         row = re.search(rf'data-record="{rec.id}">(.*?)</tr>', page.text, re.S)
         assert row
@@ -127,9 +118,9 @@ def test_other_community_and_signed_out(demo_site: Site) -> None:
 
 
 def test_names_are_escaped(demo_site: Site) -> None:
-    rec = _sql(demo_site, "SELECT member FROM records WHERE community_id = 'demo' AND playbook = 'hours' "
+    rec = sql(demo_site, "SELECT member FROM records WHERE community_id = 'demo' AND playbook = 'hours' "
                           "AND kind = 'strike' ORDER BY ts DESC LIMIT 1")[0]
-    old = _sql(demo_site, "SELECT name FROM members WHERE community_id = 'demo' AND user_id = :m", m=rec.member)[0].name
+    old = sql(demo_site, "SELECT name FROM members WHERE community_id = 'demo' AND user_id = :m", m=rec.member)[0].name
     engine = open_engine(demo_site.db_url)
     try:
         with engine.begin() as conn:
@@ -149,7 +140,7 @@ def test_names_are_escaped(demo_site: Site) -> None:
 
 def test_api(demo_site: Site) -> None:
     client = demo_site.client("vera")
-    strikes = _sql(demo_site, "SELECT id FROM records WHERE community_id = 'demo' AND playbook = 'hours' "
+    strikes = sql(demo_site, "SELECT id FROM records WHERE community_id = 'demo' AND playbook = 'hours' "
                               "AND kind = 'strike' ORDER BY ts DESC, id DESC")
     answer = client.get("/api/v1/communities/demo/moderation?kind=hours.strike&per_page=5&page=2").json()
     assert answer["ok"] is True

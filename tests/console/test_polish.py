@@ -15,25 +15,13 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from markupsafe import escape
-from sqlalchemy import text
 
 from qunyun.console.i18n import Labels
-from qunyun.store.db import open_engine
-from tests.console.conftest import Site, csrf_of
+from tests.console.conftest import Site, csrf_of, sql
 from tests.console.test_elimination import _due, _pending, _require_approval
 
 ZH, EN = Labels("zh-CN"), Labels("en")
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = open_engine(site.db_url)
-    try:
-        with engine.begin() as conn:
-            return list(conn.execute(text(query), params)) if query.lstrip().upper().startswith("SELECT") else \
-                [conn.execute(text(query), params).rowcount]
-    finally:
-        engine.dispose()
 
 
 def _json(value: Any) -> Any:
@@ -49,7 +37,7 @@ def _badge(page: str, testid: str) -> list[tuple[str, str]]:
 
 
 def test_qa_award_status_is_translated(demo_site: Site) -> None:
-    awards = {str(k)[6:]: _json(v)["status"] for k, v in _sql(
+    awards = {str(k)[6:]: _json(v)["status"] for k, v in sql(
         demo_site, "SELECT key, value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'fund' "
                    "AND key LIKE 'award:%'")}
     paid = sorted(w for w, s in awards.items() if s == "paid")
@@ -65,7 +53,7 @@ def test_qa_award_status_is_translated(demo_site: Site) -> None:
 
 
 def test_qa_question_statuses_are_translated(demo_site: Site) -> None:
-    statuses = {_json(v).get("status") for (v,) in _sql(
+    statuses = {_json(v).get("status") for (v,) in sql(
         demo_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'qa' AND key LIKE 'q:Q%'")}
     page = demo_site.client("vera").get("/c/demo/qa?lang=zh-CN&status=all").text
     shown = _badge(page, "qa-question-status")
@@ -92,13 +80,13 @@ def test_elimination_batch_shows_names_and_translated_outcomes(fresh_site: Site)
     engine = fresh_site.app().state.console.engine
     engine.advance_to(_due(fresh_site, "g-main"))
     batch = _pending(fresh_site, "g-main", "warn")
-    listed = [e["member"] for e in _json(_sql(
+    listed = [e["member"] for e in _json(sql(
         fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'elimination' "
                     "AND key = :k", k=f"batch:{batch}")[0][0])["members"]]
     assert len(listed) >= 2
     # one member with a hostile name: shown escaped
-    _sql(fresh_site, "UPDATE members SET name = :n WHERE community_id = 'demo' AND user_id = :u", n=HOSTILE, u=listed[1])
-    names = dict(_sql(fresh_site, "SELECT user_id, name FROM members WHERE community_id = 'demo'"))
+    sql(fresh_site, "UPDATE members SET name = :n WHERE community_id = 'demo' AND user_id = :u", n=HOSTILE, u=listed[1])
+    names = dict(sql(fresh_site, "SELECT user_id, name FROM members WHERE community_id = 'demo'"))
     adam = fresh_site.client("adam")
 
     page = adam.get(f"/c/demo/elimination/batch/{batch}?lang=zh-CN").text
@@ -117,7 +105,7 @@ def test_elimination_batch_shows_names_and_translated_outcomes(fresh_site: Site)
     skipped = re.search(r'data-testid="elimination-result-skipped">(.*?)</span></p>', done.text, re.S)
     assert skipped and "(excluded)" not in skipped.group(1)
     assert f"({ZH('elimination.skipped.excluded')})" in skipped.group(1)
-    statuses = {r[0] for r in _sql(fresh_site, "SELECT status FROM actions WHERE cause LIKE :c",
+    statuses = {r[0] for r in sql(fresh_site, "SELECT status FROM actions WHERE cause LIKE :c",
                                    c=f"cmd:approve-{batch}-%")}
     assert statuses, "the approval queued actions"
     shown = _badge(done.text, "elimination-action-status")
@@ -129,13 +117,13 @@ def test_elimination_batch_shows_names_and_translated_outcomes(fresh_site: Site)
     config = yaml.safe_load(fresh_site.config.read_text(encoding="utf-8"))
     demo = next(c for c in config["communities"] if c["id"] == "demo")
     tz = ZoneInfo(demo.get("timezone") or "Asia/Shanghai")
-    state = _json(_sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
+    state = _json(sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
                                    "AND playbook = 'elimination' AND key = :k", k=f"batch:{batch}")[0][0])
     at = datetime.fromisoformat(state["approved_at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M")
     seen = adam.get(f"/c/demo/elimination/batch/{batch}?lang=zh-CN").text
     by = re.search(r'data-testid="elimination-approved-by">([^<]*)</p>', seen)
     assert by and by.group(1) == ZH("elimination.approved_by", who="adam", at=at) and "UTC" not in by.group(1)
-    group = _sql(fresh_site, "SELECT name FROM groups WHERE community_id = 'demo' AND key = 'g-main'")[0][0]
+    group = sql(fresh_site, "SELECT name FROM groups WHERE community_id = 'demo' AND key = 'g-main'")[0][0]
     assert group and f'<div class="value">{escape(group)}</div>' in seen
 
 
@@ -143,7 +131,7 @@ def test_elimination_preview_names_first_and_counters_translated(demo_site: Site
     page = demo_site.client("vera").get("/c/demo/elimination?lang=zh-CN").text
     rows = re.findall(r'data-testid="elimination-warn-row" data-member="([^"]+)">\s*<td>(.*?)</td>', page, re.S)
     assert rows
-    names = dict(_sql(demo_site, "SELECT user_id, name FROM members WHERE community_id = 'demo'"))
+    names = dict(sql(demo_site, "SELECT user_id, name FROM members WHERE community_id = 'demo'"))
     for member, cell in rows:
         assert cell == f'{escape(names[member] or member)} <span class="muted">{member}</span>'
     assert f'title="messages">{ZH("elimination.counter.messages")}</th>' in page
@@ -153,7 +141,7 @@ def test_elimination_preview_names_first_and_counters_translated(demo_site: Site
 
 
 def test_moderation_details_are_translated(demo_site: Site) -> None:
-    lapsed = [_json(d) for (d,) in _sql(
+    lapsed = [_json(d) for (d,) in sql(
         demo_site, "SELECT data FROM records WHERE community_id = 'demo' AND playbook = 'rules' AND kind = 'lapsed'")]
     consequences = {d["consequence"] for d in lapsed if d.get("consequence")}
     assert consequences, "the demo has members who did not acknowledge the rules"

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from tests.console.conftest import Site, csrf_of
+from tests.console.conftest import Site, csrf_of, sql
 
 
 def _state(site: Site, playbook: str, key: str) -> Any:
@@ -31,16 +31,8 @@ def _questions(site: Site) -> dict[str, dict[str, Any]]:
     return {k[2:]: json.loads(v) for k, v in rows}
 
 
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(site.db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(query), params).all()
-    engine.dispose()
-    return rows
-
-
 def _name(site: Site, uid: str) -> str:
-    return str(_sql(site, "SELECT name FROM members WHERE community_id = 'demo' AND user_id = :u", u=uid)[0][0])
+    return str(sql(site, "SELECT name FROM members WHERE community_id = 'demo' AND user_id = :u", u=uid)[0][0])
 
 
 def _row_ids(html: str) -> list[str]:
@@ -93,7 +85,7 @@ def test_questions_filter_sort_and_page(demo_site: Site) -> None:
 def test_best_answer_text_comes_from_the_message(demo_site: Site) -> None:
     qs = _questions(demo_site)
     qid, q = max(((k, v) for k, v in qs.items() if v.get("best")), key=lambda kv: int(kv[0][1:]))
-    body = _sql(demo_site, "SELECT m.text FROM messages m JOIN groups g ON g.id = m.group_id "
+    body = sql(demo_site, "SELECT m.text FROM messages m JOIN groups g ON g.id = m.group_id "
                            "WHERE g.community_id = 'demo' AND m.msg_id = :m", m=q["best"])[0][0]
     page = demo_site.client("vera").get("/c/demo/qa?status=resolved")
     row = page.text.split(f'data-qid="{qid}"', 1)[1].split("</tr>", 1)[0]
@@ -154,20 +146,20 @@ def test_pick_then_award_the_week(fresh_site: Site) -> None:
     assert done.status_code == 303 and done.headers["location"] == "/c/demo/qa?status=answered&msg=msg.done"
     after = _questions(fresh_site)[qid]
     assert after["status"] == "resolved" and after["best"] == msg
-    audit = _sql(fresh_site, "SELECT actor, action, after FROM audit_log WHERE action = 'qa.pick'")
+    audit = sql(fresh_site, "SELECT actor, action, after FROM audit_log WHERE action = 'qa.pick'")
     assert len(audit) == 1 and audit[0][0] == "adam" and json.loads(audit[0][2])["args"]["question"] == qid
     # picking it again is refused with the reason, and nothing is audited
     again = adam.post("/c/demo/qa/pick", data={"question": qid, "answer": msg, "csrf_token": csrf_of(adam)},
                       follow_redirects=False)
     assert "error=" in again.headers["location"]
-    assert len(_sql(fresh_site, "SELECT id FROM audit_log WHERE action = 'qa.pick'")) == 1
+    assert len(sql(fresh_site, "SELECT id FROM audit_log WHERE action = 'qa.pick'")) == 1
 
     # 2. the awards: shown before paying, then paid exactly
     page = adam.get(f"/c/demo/qa?week={week}&lang=en")
     expect = int(re.search(r'name="expect" value="(\d+)"', page.text).group(1))  # type: ignore[union-attr]
     lines = page.text.count('data-testid="qa-award-line"')
     assert expect > 0 and lines > 0
-    fund_before = _sql(fresh_site, "SELECT balance FROM ledger_accounts WHERE community_id = 'demo' "
+    fund_before = sql(fresh_site, "SELECT balance FROM ledger_accounts WHERE community_id = 'demo' "
                                    "AND code = 'community:fund:CNY'")[0][0]
     # a stale total is refused: nothing moves
     stale = adam.post("/c/demo/qa/award", data={"week": week, "expect": str(expect + 1), "csrf_token": csrf_of(adam)},
@@ -178,10 +170,10 @@ def test_pick_then_award_the_week(fresh_site: Site) -> None:
     assert paid.status_code == 303 and "msg=qa.awarded" in paid.headers["location"]
     award = _state(fresh_site, "fund", f"award:{week}")
     assert award["status"] == "paid" and sum(award["paid"].values()) == expect and len(award["lines"]) == lines
-    fund_after = _sql(fresh_site, "SELECT balance FROM ledger_accounts WHERE community_id = 'demo' "
+    fund_after = sql(fresh_site, "SELECT balance FROM ledger_accounts WHERE community_id = 'demo' "
                                   "AND code = 'community:fund:CNY'")[0][0]
     assert fund_before - fund_after == expect
-    postings = _sql(fresh_site, "SELECT a.code, p.amount FROM ledger_postings p "
+    postings = sql(fresh_site, "SELECT a.code, p.amount FROM ledger_postings p "
                                 "JOIN ledger_transactions t ON t.id = p.transaction_id "
                                 "JOIN ledger_accounts a ON a.id = p.account_id WHERE t.reason = :r",
                     r=f"weekly award {week}")
@@ -189,16 +181,16 @@ def test_pick_then_award_the_week(fresh_site: Site) -> None:
     assert dict(postings)["community:fund:CNY"] == -expect
     for uid, amount in award["paid"].items():
         assert dict(postings)[f"member:sim:{uid}:CNY"] == amount
-    total = _sql(fresh_site, "SELECT sum(p.amount) FROM ledger_postings p JOIN ledger_transactions t "
+    total = sql(fresh_site, "SELECT sum(p.amount) FROM ledger_postings p JOIN ledger_transactions t "
                              "ON t.id = p.transaction_id WHERE t.community_id = 'demo'")[0][0]
     assert total == 0  # the whole ledger still balances
-    actions = [r[0] for r in _sql(fresh_site, "SELECT action FROM audit_log WHERE action LIKE 'fund.%'")]
+    actions = [r[0] for r in sql(fresh_site, "SELECT action FROM audit_log WHERE action LIKE 'fund.%'")]
     assert actions in (["fund.award"], ["fund.award", "fund.approve_awards"])
     # paid once: the button is gone and a second award is refused
     assert 'data-testid="qa-award-pay"' not in adam.get(f"/c/demo/qa?week={week}").text
     twice = adam.post("/c/demo/qa/award", data={"week": week, "csrf_token": csrf_of(adam)}, follow_redirects=False)
     assert "error=" in twice.headers["location"]
-    assert _sql(fresh_site, "SELECT balance FROM ledger_accounts WHERE community_id = 'demo' "
+    assert sql(fresh_site, "SELECT balance FROM ledger_accounts WHERE community_id = 'demo' "
                             "AND code = 'community:fund:CNY'")[0][0] == fund_after
 
 

@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 import yaml
 from markupsafe import escape
-from sqlalchemy import text
 
 from qunyun.core.errors import Msg
-from qunyun.store.db import open_engine
-from tests.console.conftest import Site, csrf_of
+from tests.console.conftest import Site, csrf_of, sql
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = open_engine(site.db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params))
-    finally:
-        engine.dispose()
 
 
 def _flash(html: str) -> str:
@@ -56,7 +44,7 @@ def test_a_refused_pick_reads_in_the_pages_language(fresh_site: Site) -> None:
         seen[lang] = _flash(adam.get(answer.headers["location"]).text)
     assert seen["zh-CN"] == f"未执行：{zh}"
     assert seen["en"] == f"Refused: {en}"
-    assert not _sql(fresh_site, "SELECT id FROM audit_log WHERE action = 'qa.pick'")
+    assert not sql(fresh_site, "SELECT id FROM audit_log WHERE action = 'qa.pick'")
 
     api = adam.post("/api/v1/communities/demo/qa/pick?lang=zh-CN", json={"question": "Q99999", "member": "u-1"},
                     headers={"X-CSRF-Token": csrf_of(adam), "Accept-Language": "zh-CN"})
@@ -69,10 +57,10 @@ def test_a_refused_elimination_approval_reads_in_the_pages_language(fresh_site: 
     demo = next(c for c in config["communities"] if c["id"] == "demo")
     demo["playbooks"]["elimination"]["require_approval"] = True
     fresh_site.config.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    due = _sql(fresh_site, "SELECT due_at FROM jobs WHERE id = 'demo/sim/g-main/elimination/period'")[0].due_at
+    due = sql(fresh_site, "SELECT due_at FROM jobs WHERE id = 'demo/sim/g-main/elimination/period'")[0].due_at
     due = datetime.fromisoformat(due) if isinstance(due, str) else due
     fresh_site.app().state.console.engine.advance_to(due.replace(tzinfo=UTC) if due.tzinfo is None else due)
-    batch = str(_sql(fresh_site, "SELECT key FROM playbook_state WHERE community_id = 'demo' "
+    batch = str(sql(fresh_site, "SELECT key FROM playbook_state WHERE community_id = 'demo' "
                                  "AND playbook = 'elimination' AND key LIKE 'batch:warn-%-g-main'")[0].key)[6:]
     adam = fresh_site.client("adam")
     # only members listed in the batch can be left out
@@ -90,6 +78,6 @@ def test_a_refused_elimination_approval_reads_in_the_pages_language(fresh_site: 
                     headers={"X-CSRF-Token": csrf_of(adam), "Accept-Language": "zh-CN"})
     assert api.status_code == 409 and api.json()["code"] == "refused"
     assert api.json()["error"].startswith(f"not in batch {batch!r}: u-nobody") and not CJK.search(api.json()["error"])
-    status = _sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND key = :k",
+    status = sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND key = :k",
                   k=f"batch:{batch}")[0].value
     assert '"pending"' in status  # nothing was approved

@@ -6,26 +6,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from qunyun.console.accounts import Accounts
 from qunyun.store.db import open_engine
-from tests.console.conftest import Site, csrf_of, login
+from tests.console.conftest import Site, csrf_of, login, sql
 
 HOSTILE = 'Your session expired: sign in again at https://evil.example/"><img src=x onerror=alert(1)>'
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(site.db_url)
-    with engine.begin() as conn:
-        result = conn.execute(text(query), params)
-        rows = result.all() if result.returns_rows else []
-    engine.dispose()
-    return rows
 
 
 def _token(site: Site, user: str, scopes: list[str]) -> str:
@@ -54,15 +43,15 @@ def test_a_read_only_token_cannot_change_anything_through_a_page(fresh_site: Sit
     """Page forms skip the CSRF check for tokens, so the token's scope must hold there too."""
     read = _token(fresh_site, "adam", ["read"])
     client = fresh_site.client()
-    before = _sql(fresh_site, "SELECT count(*) FROM audit_log WHERE community_id = 'demo'")[0][0]
-    roster = _sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'duty' "
+    before = sql(fresh_site, "SELECT count(*) FROM audit_log WHERE community_id = 'demo'")[0][0]
+    roster = sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'duty' "
                               "AND key = 'roster'")
     answer = client.post("/c/demo/duty/rotate", headers={"Authorization": f"Bearer {read}"},
                          follow_redirects=False)
     assert answer.status_code == 403
     assert "write" in answer.text
-    assert _sql(fresh_site, "SELECT count(*) FROM audit_log WHERE community_id = 'demo'")[0][0] == before
-    assert _sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'duty' "
+    assert sql(fresh_site, "SELECT count(*) FROM audit_log WHERE community_id = 'demo'")[0][0] == before
+    assert sql(fresh_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'duty' "
                             "AND key = 'roster'") == roster
     # a read token still reads pages, and a write token may act (the API's rule)
     assert client.get("/c/demo/duty", headers={"Authorization": f"Bearer {read}"}).status_code == 200
@@ -70,7 +59,7 @@ def test_a_read_only_token_cannot_change_anything_through_a_page(fresh_site: Sit
     acted = client.post("/c/demo/duty/rotate", headers={"Authorization": f"Bearer {write}"},
                         follow_redirects=False)
     assert acted.status_code == 303
-    assert _sql(fresh_site, "SELECT count(*) FROM audit_log WHERE community_id = 'demo' AND action = 'duty.rotate'"
+    assert sql(fresh_site, "SELECT count(*) FROM audit_log WHERE community_id = 'demo' AND action = 'duty.rotate'"
                             " AND actor LIKE 'adam (token %'")[0][0] == 1
 
 
@@ -78,7 +67,7 @@ def test_a_read_only_token_cannot_change_anything_through_a_page(fresh_site: Sit
 
 
 def test_a_disabled_account_is_named_only_to_who_knows_its_password(fresh_site: Site) -> None:
-    _sql(fresh_site, "UPDATE console_users SET disabled = :t WHERE username = 'vera'", t=True)
+    sql(fresh_site, "UPDATE console_users SET disabled = :t WHERE username = 'vera'", t=True)
     client = fresh_site.client()
     assert login(client, "vera", "not her password").headers["location"] == "/login?error=invalid"
     assert login(client, "nobody", "not her password").headers["location"] == "/login?error=invalid"
@@ -126,7 +115,7 @@ def test_the_flash_shows_our_own_messages_and_nothing_else(demo_site: Site) -> N
 
 def test_times_kept_as_text_show_in_the_communitys_zone(demo_site: Site) -> None:
     tz = ZoneInfo("Asia/Shanghai")
-    rows = _sql(demo_site, "SELECT key, value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'digest' "
+    rows = sql(demo_site, "SELECT key, value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'digest' "
                            "AND key LIKE 'published:%'")
     assert rows, "the demo publishes digests"
     page = demo_site.client("vera").get("/c/demo/digests?lang=en&page=1")
@@ -172,9 +161,9 @@ def test_out_of_range_inputs_answer_without_a_server_error(demo_site: Site) -> N
 def test_commands_far_in_the_future_are_refused_not_crashed(demo_site: Site) -> None:
     client = _lenient(demo_site, "adam")
     token = csrf_of(client)
-    stage = json.loads(_sql(demo_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
+    stage = json.loads(sql(demo_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
                                        "AND playbook = 'sessions' AND key = 's:1'")[0][0])["stages"][0]["id"]
-    before = _sql(demo_site, "SELECT count(*) FROM playbook_state WHERE community_id = 'demo' "
+    before = sql(demo_site, "SELECT count(*) FROM playbook_state WHERE community_id = 'demo' "
                              "AND playbook IN ('sessions', 'digest')")[0][0]
     posts = {
         "/c/demo/sessions": {"topic": "t", "speaker": "u-0001", "starts_at": "9999-12-31 23:59", "duration": "1440"},
@@ -185,9 +174,9 @@ def test_commands_far_in_the_future_are_refused_not_crashed(demo_site: Site) -> 
     for path, data in posts.items():
         answer = client.post(path, data={**data, "csrf_token": token}, follow_redirects=False)
         assert answer.status_code == 303 and "error=" in answer.headers["location"], path
-    after = _sql(demo_site, "SELECT count(*) FROM playbook_state WHERE community_id = 'demo' "
+    after = sql(demo_site, "SELECT count(*) FROM playbook_state WHERE community_id = 'demo' "
                             "AND playbook IN ('sessions', 'digest')")[0][0]
     assert after == before
-    stored = json.loads(_sql(demo_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
+    stored = json.loads(sql(demo_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
                                         "AND playbook = 'sessions' AND key = 's:1'")[0][0])["stages"][0]
     assert stored["due"] != "9999-12-31"

@@ -6,21 +6,11 @@ import json
 import re
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
-from tests.console.conftest import Site, csrf_of
-
-
-def _sql(site: Site, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(site.db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(query), params).all()
-    engine.dispose()
-    return rows
+from tests.console.conftest import Site, csrf_of, sql
 
 
 def _session(site: Site, sid: str) -> dict[str, Any]:
-    rows = _sql(site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'sessions' "
+    rows = sql(site, "SELECT value FROM playbook_state WHERE community_id = 'demo' AND playbook = 'sessions' "
                       "AND key = :k", k=f"s:{sid}")
     return dict(json.loads(rows[0][0]))
 
@@ -45,7 +35,7 @@ def test_calendar_and_pipeline_show_the_session(demo_site: Site) -> None:
 
 def test_session_page_lists_questions_and_summary(demo_site: Site) -> None:
     s = _session(demo_site, "1")
-    questions = _sql(demo_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
+    questions = sql(demo_site, "SELECT value FROM playbook_state WHERE community_id = 'demo' "
                                 "AND playbook = 'sessions' AND key LIKE 's:1:q:%'")
     page = demo_site.client("vera").get("/c/demo/sessions/1?lang=en")
     assert page.status_code == 200
@@ -102,14 +92,14 @@ def test_plan_tick_and_cancel(fresh_site: Site) -> None:
                      follow_redirects=False)
     assert gone.status_code == 303
     assert _session(fresh_site, sid)["status"] == "cancelled"
-    audit = _sql(fresh_site, "SELECT actor, action FROM audit_log WHERE action LIKE 'sessions.%' ORDER BY id")
+    audit = sql(fresh_site, "SELECT actor, action FROM audit_log WHERE action LIKE 'sessions.%' ORDER BY id")
     assert [a for _, a in audit] == ["sessions.create", "sessions.stage", "sessions.stage", "sessions.cancel"]
     assert {u for u, _ in audit} == {"adam"}
     # a session in the past is refused with the playbook's reason, nothing is made
     past = adam.post("/c/demo/sessions", data={"topic": "late", "speaker": "u-0003", "starts_at": "2020-01-01 20:00",
                                                 "csrf_token": csrf_of(adam)}, follow_redirects=False)
     assert "error=" in past.headers["location"]
-    assert len(_sql(fresh_site, "SELECT id FROM audit_log WHERE action = 'sessions.create'")) == 1
+    assert len(sql(fresh_site, "SELECT id FROM audit_log WHERE action = 'sessions.create'")) == 1
 
 
 def test_api_lists_and_plans(fresh_site: Site) -> None:
