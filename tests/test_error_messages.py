@@ -27,6 +27,11 @@ def _fields(template: str) -> set[str]:
     return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
+def _shapes(template: str) -> set[tuple[str, str, str]]:
+    """Each placeholder with its conversion and format spec: ``{n:,}`` given a string would raise."""
+    return {(name, conv or "", spec or "") for _, name, spec, conv in string.Formatter().parse(template) if name}
+
+
 def _msg_template(node: ast.expr) -> str | None:
     """The literal template of ``Msg("...", ...)``, else None."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Msg" and node.args:
@@ -45,7 +50,12 @@ def _scan() -> tuple[list[str], dict[str, list[str]]]:
         rel = path.relative_to(SRC.parent)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _msg_template(node) is not None:
-                used.setdefault(_msg_template(node) or "", []).append(f"{rel}:{node.lineno}")
+                template = _msg_template(node) or ""
+                used.setdefault(template, []).append(f"{rel}:{node.lineno}")
+                given = {kw.arg for kw in node.keywords}
+                if None not in given and given != _fields(template):  # a missing value is a KeyError at the raise
+                    problems.append(f"{rel}:{node.lineno}: Msg({template!r}) is given {sorted(given)}, "
+                                    f"its template needs {sorted(_fields(template))}")
             if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
                 continue
             call = node.exc
@@ -73,7 +83,7 @@ def test_every_message_has_a_zh_cn_text_with_the_same_placeholders() -> None:
     missing = [f"{where[0]}: {template!r}" for template, where in used.items() if template not in texts]
     assert not missing, f"{len(missing)} message(s) without zh-CN in core/locales/:\n" + "\n".join(missing)
     wrong = [f"{where[0]}: {template!r} → {texts[template]!r}" for template, where in used.items()
-             if _fields(texts[template]) != _fields(template)]
+             if _shapes(texts[template]) != _shapes(template)]
     assert not wrong, "placeholders differ between en and zh-CN:\n" + "\n".join(wrong)
 
 

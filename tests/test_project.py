@@ -70,26 +70,35 @@ def test_changelog_and_decision_log_exist() -> None:
 
 
 def test_the_wheel_carries_every_file_the_package_reads(tmp_path: Path) -> None:
-    """A plain ``pip install qunyun`` (not editable) gets the console's pages, words and scripts too."""
+    """A plain ``pip install qunyun`` (not editable) gets the console's pages, words and scripts too.
+
+    The wheel is built from a copy of the tracked files only: a ``build/`` left in the checkout would
+    otherwise slip stale files into it and hide a gap in package-data.
+    """
+    import shutil
     import subprocess
     import sys
     import zipfile
 
-    tracked = subprocess.run(["git", "ls-files", "src/qunyun"], cwd=ROOT, capture_output=True, text=True)
-    if tracked.returncode != 0:
-        import pytest
+    import pytest
 
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
         pytest.skip("not a git checkout")
-    needed = {f.removeprefix("src/") for f in tracked.stdout.splitlines()
-              if not f.endswith(".py") and "/fixtures/" not in f}  # recorded payloads are the tests' data
+    files = [f for f in tracked.stdout.splitlines() if (ROOT / f).is_file()]
+    needed = {f.removeprefix("src/") for f in files if f.startswith("src/qunyun/")
+              and not f.endswith(".py") and "/fixtures/" not in f}  # recorded payloads are the tests' data
     assert needed, "no data files found: the check would pass vacuously"
+    source = tmp_path / "src"
+    for f in files:
+        if f.startswith("src/") or f in ("pyproject.toml", "README.md", "LICENSE"):
+            (source / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, source / f)
+    out = tmp_path / "dist"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                            str(ROOT), "-w", str(tmp_path)], capture_output=True, text=True)
-    if built.returncode != 0:  # no setuptools/wheel here: let pip fetch them
-        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w",
-                                str(tmp_path)], capture_output=True, text=True)
+                            str(source), "-w", str(out)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
-    (wheel,) = tmp_path.glob("qunyun-*.whl")
+    (wheel,) = out.glob("qunyun-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = sorted(needed - names)
     assert not missing, f"pyproject's package-data misses {len(missing)} file(s), e.g. {missing[:5]}"

@@ -61,7 +61,7 @@ class Msg(str):
     template: str
     values: dict[str, Any]
 
-    def __new__(cls, template: str, **values: Any) -> Msg:
+    def __new__(cls, template: str, /, **values: Any) -> Msg:
         made = super().__new__(cls, template.format(**values) if values else template)
         made.template = template
         made.values = values

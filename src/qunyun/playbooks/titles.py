@@ -211,7 +211,7 @@ class Titles(Playbook):
             if problem is not None:
                 key, values = problem
                 if key == "too_long":
-                    raise CommandError(Msg("a title can be at most {max} characters", max=values["max"]))
+                    raise CommandError(Msg("A title can be at most {max} characters.", max=values["max"]))
                 if key == "not_allowed":
                     raise CommandError(Msg("\"{title}\" is not one of the titles that can be conferred: {allowed}",
                                            title=values["title"], allowed=", ".join(ctx.config.allowed)))

@@ -172,7 +172,7 @@ class ConfigSave(ConfigText):
 
 
 class Problem(BaseModel):
-    text: str = Field(description="as `qunyun doctor` prints it: file:line: key: what")
+    text: str = Field(description="file:line: key: what (reworded where it would name another community)")
     line: int | None = Field(description="the line in the file")
     editor_line: int | None = Field(description="the line in the section text")
 
