@@ -78,9 +78,10 @@ def test_board_and_cascade_match_the_state(demo_site: Site) -> None:
     assert page.text.count('data-testid="cascade-row"') == min(50, len(set(edges) | {s["by"] for s in edges.values()}))
     zh = client.get("/c/demo/referrals?lang=zh-CN").text
     assert "邀请裂变" in zh and "Invitation cascade" not in zh
-    # a day with nothing: the board's empty state
+    # a day with nothing, asked for: the board's empty state (unasked, the page falls back to data)
     empty = _client_at(demo_site, datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=400), "vera")
-    assert 'data-testid="board-empty"' in empty.get("/c/demo/referrals?period=day").text
+    nothing = (last + timedelta(days=400)).isoformat()
+    assert 'data-testid="board-empty"' in empty.get(f"/c/demo/referrals?period=day&day={nothing}").text
 
 
 def test_empty_state_when_the_playbook_is_off(demo_site: Site) -> None:

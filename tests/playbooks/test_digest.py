@@ -3,6 +3,7 @@ escaping, the quiet empty period, the book, the talent archive."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,6 +231,25 @@ def test_bad_settings_and_arguments(make_chat: Make) -> None:
         chat.command("digest", "render", formats=["pdf"])
     with pytest.raises(CommandError, match="no command"):
         chat.command("digest", "broadcast")
+
+
+@pytest.mark.parametrize(("args", "quoted"), [
+    ({"label": "yesterday"}, "'yesterday'"),
+    ({"label": "2026-W60"}, "'2026-W60'"),
+    ({"date": "soon"}, "'soon'"),
+    ({"period": "week", "date": "9999-12-31"}, "'9999-W52'"),  # that week ends in year 10000
+])
+def test_a_bad_period_is_refused_in_the_operators_language(make_chat: Make, args: dict[str, Any],
+                                                           quoted: str) -> None:
+    chat = _chat(make_chat)
+    with pytest.raises(CommandError) as refused:
+        chat.command("digest", "render", **args)
+    english = refused.value.localized("en")
+    assert english.startswith(f"cannot read the period: {quoted} ") and "\n  hint: a day is written" in english
+    zh = refused.value.localized("zh-CN")
+    assert zh.startswith(f"无法识别时段：{quoted} ") and "\n  提示: 一天写作 2026-11-02" in zh
+    # apart from the quoted input (and the way a week is written, 2026-W45), not one Latin letter
+    assert not re.search(r"[A-Za-z]", zh.replace(quoted, "").replace("2026-W45", "")), zh
 
 
 def test_only_sessions_that_took_place_are_shares(make_chat: Make) -> None:

@@ -333,6 +333,46 @@ def test_boards_follow_the_local_day_week_and_month(make_chat: Make) -> None:
         chat.command("referrals", "board", period="year")
 
 
+def test_the_board_command_shows_the_period_of_a_given_day(make_chat: Make) -> None:
+    chat = make_chat({"referrals": {"notify_inviter": False}})  # Monday 2026-11-02, 17:00 in Shanghai
+    assert chat.command("referrals", "board")["latest"] is None  # no referral yet
+    chat.join("a", "阿甲")
+    chat.join("b", "阿乙")
+    chat.join("n1", inviter="a", via="invite")
+    chat.advance(days=1)
+    chat.join("n2", inviter="b", via="invite")
+    chat.join("n3", inviter="b", via="invite")
+    chat.advance(days=40)  # Sunday 2026-12-13: nothing today, this week or this month
+    for period in ("day", "week", "month"):
+        now = chat.command("referrals", "board", period=period)
+        assert now["rows"] == [] and now["latest"] == "2026-11-03"
+
+    def rows(answer: dict[str, Any]) -> list[tuple[str, int]]:
+        return [(r["member"], r["referrals"]) for r in answer["rows"]]
+
+    monday = chat.command("referrals", "board", period="day", day="2026-11-02")
+    assert monday["label"] == "2026-11-02" and rows(monday) == [("a", 1)]
+    week = chat.command("referrals", "board", period="week", day="2026-11-08")  # the Sunday of that week
+    assert week["label"] == "2026-W45" and rows(week) == [("b", 2), ("a", 1)]
+    month = chat.command("referrals", "board", period="month", day="2026-11-30")
+    assert month["label"] == "2026-11" and rows(month) == [("b", 2), ("a", 1)]
+    assert month["latest"] == "2026-11-03"
+    # a period without referrals is shown as asked, empty; the day after the week is the next week
+    empty = chat.command("referrals", "board", period="week", day="2026-11-09")
+    assert empty["label"] == "2026-W46" and empty["rows"] == []
+    # the day in the group's board is still today's
+    chat.say("a", "邀请月榜")
+    chat.assert_sent("还没有人邀请", count=1)
+    for bad in ("2026-11-31", "2026/11/02", "20261102", "2026-W45-1", "2026-11-02\n", "yesterday", "", 20261102):
+        with pytest.raises(CommandError, match="day must be a date written 2026-11-02") as refused:
+            chat.command("referrals", "board", period="week", day=bad)
+    assert refused.value.localized("zh-CN") == (
+        "day 必须是形如 2026-11-02 的日期，而不是 '20261102'\n  提示: 不填 day 即为今天")
+    with pytest.raises(CommandError, match="day must be a date") as refused:
+        chat.command("referrals", "board", day="x" * 5000)
+    assert len(str(refused.value)) < 200  # the input is cut short in the refusal
+
+
 def test_the_board_speaks_english(make_chat: Make) -> None:
     chat = make_chat({"referrals": {"notify_inviter": False}}, locale="en")
     chat.join("n1", inviter="a", via="invite")

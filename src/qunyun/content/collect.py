@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from qunyun.content.messages import find_messages, records_of
+from qunyun.core.errors import Msg
 from qunyun.engine import Context
 
 KINDS = ("message", "answer", "share")
@@ -36,6 +37,15 @@ _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 #: The one ``sessions`` status of a session that took place (``scheduled``, ``live``,
 #: ``no_show`` and ``cancelled`` are the others).
 _HELD = "done"
+
+
+class PeriodError(ValueError):
+    """A period that cannot be read or written. ``message`` is a :class:`Msg`: pass it on as it is
+    (``Msg("…: {error}", error=exc.message)``) and the operator reads it in zh-CN or en."""
+
+    def __init__(self, message: Msg) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,25 +65,32 @@ class Period:
         if kind == "week":
             year, week, weekday = day.isocalendar()
             start = day - timedelta(days=weekday - 1)
-            return cls(f"{year}-W{week:02d}", "week", start, start + timedelta(days=6))
-        raise ValueError(f"a period is a day or a week, not {kind!r}")
+            label = f"{year}-W{week:02d}"
+            try:
+                return cls(label, "week", start, start + timedelta(days=6))
+            except OverflowError:  # the last week of 9999 ends in year 10000
+                raise PeriodError(Msg("{text!r} ends after 9999-12-31, the last day that can be written",
+                                      text=label)) from None
+        raise PeriodError(Msg("a period is a day or a week, not {kind!r}", kind=kind))
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        """``2026-11-02`` (a day) or ``2026-W45`` (an ISO week)."""
+        """``2026-11-02`` (a day) or ``2026-W45`` (an ISO week); else :class:`PeriodError`."""
         text = text.strip()
         found = _WEEK.match(text)
         if found:
             try:
-                return cls.of("week", date.fromisocalendar(int(found[1]), int(found[2]), 1))
+                monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
             except ValueError:
-                raise ValueError(f"{text!r} is not an ISO week (weeks run 01-52 or 53)") from None
-            except OverflowError:  # 9999-W52 ends in year 10000
-                raise ValueError(f"{text!r} ends after 9999-12-31, the last day that can be written") from None
+                raise PeriodError(Msg("{text!r} is not an ISO week (weeks run 01-52 or 53)",
+                                      text=text)) from None
+            return cls.of("week", monday)
         try:
-            return cls.of("day", date.fromisoformat(text))
+            day = date.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"{text!r} is neither a day (2026-11-02) nor a week (2026-W45)") from None
+            raise PeriodError(Msg("{text!r} is neither a day (2026-11-02) nor a week (2026-W45)",
+                                  text=text)) from None
+        return cls.of("day", day)
 
     def previous(self) -> Period:
         return Period.of(self.kind, self.start - timedelta(days=1))

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from qunyun.content.collect import Period, archive, authors, collect
+from qunyun.content.collect import Period, PeriodError, archive, authors, collect
 from qunyun.content.markdown import document
 from qunyun.content.render import People, file_name, render_book, render_digest
 from qunyun.core.errors import CommandError, Msg
@@ -323,8 +323,8 @@ def _period(ctx: Context, args: dict[str, Any]) -> Period:
             raise CommandError(Msg("a period is a day or a week, not {kind!r}", kind=kind))
         day = Period.parse(str(args["date"])).start if args.get("date") else ctx.today
         return Period.of(kind, day)
-    except ValueError as exc:
-        raise CommandError(Msg("cannot read the period: {error}", error=str(exc)),
+    except PeriodError as exc:
+        raise CommandError(Msg("cannot read the period: {error}", error=exc.message),
                            hint=Msg("a day is written 2026-11-02, a week 2026-W45")) from None
 
 

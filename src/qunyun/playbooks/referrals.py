@@ -216,6 +216,23 @@ def _period_of(day: date, period: str) -> str:
     return day.isoformat()[:7]
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _day_arg(value: Any) -> date | None:
+    """The ``day`` argument of ``board``: None when absent, else an ISO date (``2026-11-02``)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    shown = (value if isinstance(value, str) else repr(value))[:40]
+    raise CommandError(Msg("day must be a date written 2026-11-02, not {day!r}", day=shown),
+                       hint=Msg("leave day out for today"))
+
+
 class Referrals(Playbook):
     id = "referrals"
     version = "1"
@@ -224,7 +241,7 @@ class Referrals(Playbook):
     emits = frozenset({"send", "direct"})
     commands: ClassVar[dict[str, str]] = {
         "code": "a member's invite code (issues it if needed): member=UID",
-        "board": "the referral board: period=day|week|month",
+        "board": "the referral board: period=day|week|month, day=YYYY-MM-DD (default: today)",
         "cascade": "the invitation tree: max depth, roots, subtree sizes (group_key=KEY for one group, top=N)",
     }
     summary: ClassVar[dict[str, str]] = {
@@ -560,17 +577,30 @@ class Referrals(Playbook):
             if isinstance(st, dict) and isinstance(st.get("by"), str)
         ]
 
-    def board(self, ctx: Context, period: str) -> tuple[str, list[tuple[str, int]]]:
-        """(period label, [(inviter, referrals)]) for the current local day/week/month."""
+    def board(self, ctx: Context, period: str, day: date | None = None) -> tuple[str, list[tuple[str, int]]]:
+        """(period label, [(inviter, referrals)]) for the local day/week/month that contains ``day``
+        (default: today)."""
+        label, rows, _latest = self._board(ctx, period, day)
+        return label, rows
+
+    def _board(
+        self, ctx: Context, period: str, day: date | None
+    ) -> tuple[str, list[tuple[str, int]], str | None]:
+        """The board, and the local day of the latest referral of any period (None without any)."""
         if period not in PERIODS:
             raise CommandError(Msg("unknown period {period!r}", period=period), hint=Msg("use day, week or month"))
-        current = _period_of(ctx.today, period)
+        current = _period_of(day if day is not None else ctx.today, period)
         counts: dict[str, int] = {}
+        latest: str | None = None
         for _invitee, inviter, st in self._edges(ctx):
-            day = st.get("day")
-            if isinstance(day, str) and _period_of(date.fromisoformat(day), period) == current:
+            joined = st.get("day")
+            if not isinstance(joined, str):
+                continue
+            if _period_of(date.fromisoformat(joined), period) == current:
                 counts[inviter] = counts.get(inviter, 0) + 1
-        return current, sorted(counts.items(), key=lambda r: (-r[1], r[0]))
+            if latest is None or joined > latest:  # ISO days sort as text
+                latest = joined
+        return current, sorted(counts.items(), key=lambda r: (-r[1], r[0])), latest
 
     def _display(self, ctx: Context, uid: str) -> str:
         return ctx.render("erased_name") if uid.startswith(ERASED) else ctx.name(uid)
@@ -649,11 +679,12 @@ class Referrals(Playbook):
             return {"member": member, "code": code, "link": link}
         if command.name == "board":
             period = str(args.get("period", "day"))
-            label, rows = self.board(ctx, period)
+            label, rows, latest = self._board(ctx, period, _day_arg(args.get("day")))
             return {
                 "period": period,
                 "label": label,
                 "rows": [{"member": u, "name": self._display(ctx, u), "referrals": n} for u, n in rows],
+                "latest": latest,
             }
         if command.name == "cascade":
             group = args.get("group_key")
