@@ -755,8 +755,11 @@ def report(r: dict[str, Any]) -> None:
         if alone:
             print(f"  after the people stopped, {len(alone)} actions were sent: median {statistics.median(alone):.1f} ms, "
                   f"p99 {pct(alone, 0.99):.1f} ms each")
-        print(f"  a room's next action started {b['room_gap_ms'][0]:.1f} ms (median; p99 {b['room_gap_ms'][1]:.1f} ms) "
-              "after its previous one was accepted, when it was already waiting")
+        if b["room_gap_ms"][0] == b["room_gap_ms"][0]:  # not NaN: some room had an action waiting
+            print(f"  a room's next action started {b['room_gap_ms'][0]:.1f} ms (median; p99 "
+                  f"{b['room_gap_ms'][1]:.1f} ms) after its previous one was accepted, when it was already waiting")
+        else:
+            print("  no room ever had an action waiting behind another")
     (a, _, _), (z, _, _) = r["load"]
     print(f"  load average (1 min) {a:.2f} at the start, {z:.2f} at the end")
     if b:
