@@ -65,7 +65,7 @@ def test_validate_shows_the_cli_problems(demo_site: Site, tmp_path: Path) -> Non
     broken = section.replace("window_days: 10", "window_dayz: 10").replace("kpi: messages + checkins >= 1",
                                                                             "kpi: __import__('os')")
     token = csrf_of(adam)
-    answer = adam.post("/c/demo/config/validate", data={"text": broken, "csrf_token": token},
+    answer = adam.post("/c/demo/config/validate?lang=en", data={"text": broken, "csrf_token": token},
                        headers={"HX-Request": "true"})
     assert answer.status_code == 200
     shown = _problems(answer.text)
@@ -82,7 +82,7 @@ def test_validate_shows_the_cli_problems(demo_site: Site, tmp_path: Path) -> Non
     assert any("unknown key (did you mean 'window_days'?)" in p for p in shown)
     assert any("function calls are not allowed" in p for p in shown)
     zone = section.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus")
-    zoned = _problems(adam.post("/c/demo/config/validate", data={"text": zone, "csrf_token": token}).text)
+    zoned = _problems(adam.post("/c/demo/config/validate?lang=en", data={"text": zone, "csrf_token": token}).text)
     assert zoned == [f"{demo_site.config}:4: communities.0.timezone: Value error, unknown time zone 'Mars/Olympus'; "
                      "use an IANA name like Asia/Shanghai or Europe/Berlin"]
     # line numbers: in the file, and in the editor box
@@ -92,7 +92,7 @@ def test_validate_shows_the_cli_problems(demo_site: Site, tmp_path: Path) -> Non
                                               headers={"HX-Request": "true"}).text
     # YAML that does not parse: the line is named
     bad_yaml = section.replace("locale: zh-CN", "locale: [zh-CN")
-    problems = _problems(adam.post("/c/demo/config/validate", data={"text": bad_yaml, "csrf_token": token}).text)
+    problems = _problems(adam.post("/c/demo/config/validate?lang=en", data={"text": bad_yaml, "csrf_token": token}).text)
     assert problems and f"{demo_site.config}:" in problems[0] and "not valid YAML" in problems[0]
     # a valid text validates
     ok = adam.post("/c/demo/config/validate", data={"text": section, "csrf_token": token},

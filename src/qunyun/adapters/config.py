@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qunyun.config.loader import Located, load_file, suggest
 from qunyun.config.model import Settings, resolve
-from qunyun.core.errors import ConfigError
+from qunyun.config.problems import pydantic_problems
+from qunyun.core.errors import ConfigError, Msg
 
 _PLATFORM = r"^[a-z][a-z0-9_-]{0,63}$"
 
@@ -110,20 +111,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _problems(exc: ValidationError, located: Located, prefix: tuple[str | int, ...], model: type[BaseModel]) -> list[str]:
-    out = []
-    for error in exc.errors():
-        loc = (*prefix, *error["loc"])
-        dotted = ".".join(str(p) for p in loc)
-        msg = error["msg"]
-        if error["type"] == "extra_forbidden":
-            msg = "unknown key" + suggest(str(error["loc"][-1]), list(model.model_fields))
-        elif error["type"] == "missing":
-            msg = "required key is missing"
-        out.append(f"{located.where(loc)}: {dotted}: {msg}")
-    return out
-
-
 def parse_adapters(raw: Any, located: Located, env: Mapping[str, str] | None = None) -> list[Any]:
     """Validate ``deployment.adapters``; returns the adapters' options, raises ConfigError."""
     from qunyun.adapters.onebot.adapter import OneBotOptions
@@ -132,11 +119,14 @@ def parse_adapters(raw: Any, located: Located, env: Mapping[str, str] | None = N
     base: tuple[str | int, ...] = ("deployment", "adapters")
     if raw is None or raw == []:
         raise ConfigError(
-            [f"{located.where(base if raw is not None else ('deployment',))}: deployment.adapters: no adapter is configured"],
-            hint="add one, e.g. `deployment: {adapters: [{type: onebot, version: 11, port: 8080}]}`; see docs/adapters.md",
+            [Msg("{where}: {key}: no adapter is configured",
+                 where=located.where(base if raw is not None else ("deployment",)), key="deployment.adapters")],
+            hint=Msg("add one, e.g. `{example}`; see docs/adapters.md",
+                     example="deployment: {adapters: [{type: onebot, version: 11, port: 8080}]}"),
         )
     if not isinstance(raw, list):
-        raise ConfigError([f"{located.where(base)}: deployment.adapters: must be a list of adapters"])
+        raise ConfigError([Msg("{where}: {key}: must be a list of adapters", where=located.where(base),
+                               key="deployment.adapters")])
     problems: list[str] = []
     out: list[Any] = []
     platforms: dict[str, int] = {}
@@ -145,20 +135,24 @@ def parse_adapters(raw: Any, located: Located, env: Mapping[str, str] | None = N
         kind = item.get("type") if isinstance(item, dict) else None
         model = _adapter_types().get(kind) if isinstance(kind, str) else None
         if model is None:
-            what = "required key is missing" if kind is None else f"unknown adapter type {kind!r}" + suggest(str(kind), ADAPTER_TYPES)
+            what = Msg("required key is missing") if kind is None else Msg(
+                "unknown adapter type {type!r}{suggestion}", type=kind, suggestion=suggest(str(kind), ADAPTER_TYPES))
             where = located.where((*loc, "type")) if isinstance(item, dict) else located.where(loc)
-            problems.append(f"{where}: deployment.adapters.{i}.type: {what}; known: {', '.join(ADAPTER_TYPES)}")
+            problems.append(Msg("{where}: {key}: {problem}; known: {known}", where=where,
+                                key=f"deployment.adapters.{i}.type", problem=what, known=", ".join(ADAPTER_TYPES)))
             continue
         try:
             spec: Any = model.model_validate(item)
         except ValidationError as exc:
-            problems.extend(_problems(exc, located, loc, model))
+            problems.extend(pydantic_problems(exc, located, loc, list(model.model_fields)))
             continue
         if spec.platform in platforms:
-            problems.append(
-                f"{located.where((*loc, 'platform'))}: deployment.adapters.{i}.platform: {spec.platform!r} is already "
-                f"served by adapter {platforms[spec.platform]}; give each adapter its own platform name"
-            )
+            problems.append(Msg(
+                "{where}: {key}: {platform!r} is already served by adapter {other}; "
+                "give each adapter its own platform name",
+                where=located.where((*loc, "platform")), key=f"deployment.adapters.{i}.platform",
+                platform=spec.platform, other=platforms[spec.platform],
+            ))
             continue
         platforms[spec.platform] = i
         if not isinstance(spec, OneBotSpec):
@@ -175,27 +169,27 @@ def parse_adapters(raw: Any, located: Located, env: Mapping[str, str] | None = N
                 continue
             value = env.get(name)
             if not value:
-                problems.append(
-                    f"{located.where((*loc, key))}: deployment.adapters.{i}.{key}: environment variable {name} is not set"
-                )
+                problems.append(Msg("{where}: {key}: environment variable {name} is not set",
+                                    where=located.where((*loc, key)), key=f"deployment.adapters.{i}.{key}", name=name))
             secrets[key] = value or None
         if spec.secret_env and spec.version == 12:
-            problems.append(
-                f"{located.where((*loc, 'secret_env'))}: deployment.adapters.{i}.secret_env: OneBot 12 webhooks are "
-                "authenticated by the access token, not a signature; use access_token_env"
-            )
+            problems.append(Msg(
+                "{where}: {key}: OneBot 12 webhooks are authenticated by the access token, not a signature; "
+                "use access_token_env",
+                where=located.where((*loc, "secret_env")), key=f"deployment.adapters.{i}.secret_env",
+            ))
         if spec.access_token_env is None and not _is_loopback(spec.host):
-            problems.append(
-                f"{located.where((*loc, 'host'))}: deployment.adapters.{i}.host: listening on {spec.host} without an "
-                "access token would let anyone push events; set access_token_env (or listen on 127.0.0.1)"
-            )
+            problems.append(Msg(
+                "{where}: {key}: listening on {host} without an access token would let anyone push events; "
+                "set access_token_env (or listen on 127.0.0.1)",
+                where=located.where((*loc, "host")), key=f"deployment.adapters.{i}.host", host=spec.host,
+            ))
         if spec.extensions and spec.version == 11:
-            problems.append(
-                f"{located.where((*loc, 'extensions'))}: deployment.adapters.{i}.extensions: extensions are for OneBot 12"
-            )
+            problems.append(Msg("{where}: {key}: extensions are for OneBot 12",
+                                where=located.where((*loc, "extensions")), key=f"deployment.adapters.{i}.extensions"))
         out.append(OneBotOptions.from_spec(spec, access_token=secrets["access_token_env"], secret=secrets["secret_env"]))
     if problems:
-        raise ConfigError(problems, hint="see docs/adapters.md and docs/onebot.md")
+        raise ConfigError(problems, hint=Msg("see docs/adapters.md and docs/onebot.md"))
     return out
 
 
@@ -210,7 +204,7 @@ def _other_options(spec: BaseModel, env: Mapping[str, str], *, where: str) -> An
     try:
         token, password = spec.secrets(env)
     except ConfigError as exc:
-        raise ConfigError([f"{where}: {p}" for p in exc.problems]) from None
+        raise ConfigError([Msg("{where}: {problem}", where=where, problem=p) for p in exc.problems]) from None
     return MatrixOptions(spec, token, password)
 
 

@@ -20,12 +20,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from qunyun.cli.app import app
-from qunyun.cli.i18n import tr
+from qunyun.cli.i18n import cli_lang, tr
 from qunyun.config.loader import load_file
 from qunyun.config.model import Settings, load_settings, settings_from_text
 from qunyun.config.starter import DEFAULT_FILE, render_starter
 from qunyun.core.clock import SystemClock
-from qunyun.core.errors import ConfigError, QunyunError, StoreError
+from qunyun.core.errors import ConfigError, Msg, QunyunError, StoreError, in_lang
 from qunyun.store import db as store_db
 
 # ----------------------------------------------------------- shared helpers
@@ -242,6 +242,14 @@ class Check:
     notes: list[str] = field(default_factory=list)
 
 
+def _config_notes(exc: ConfigError, *hints: str) -> list[str]:
+    """A ConfigError's problems and hints as doctor's notes, in the CLI's language."""
+    lang = cli_lang()
+    label = "提示" if lang == "zh-CN" else "hint"
+    shown = [h for h in (exc.hint, *hints) if h]
+    return [*exc.problems_in(lang), *(f"{label}: {in_lang(h, lang)}" for h in shown)]
+
+
 def _check_config(config: Path | None) -> tuple[Check, Settings | None, Any]:
     """The config check, the settings if valid, and the raw YAML data if readable."""
     if config is None:
@@ -252,9 +260,7 @@ def _check_config(config: Path | None) -> tuple[Check, Settings | None, Any]:
     try:
         settings = load_settings(str(config))
     except ConfigError as exc:
-        notes = [*exc.problems]
-        if exc.hint:
-            notes.append(f"hint: {exc.hint}")
+        notes = _config_notes(exc)
         count = len(exc.problems)
         return (
             Check("configuration", False, f"{config}: {count} problem{'s' * (count != 1)}", notes),
@@ -423,10 +429,9 @@ def _check_adapters(config: Path, wait: float) -> list[Check]:
     try:
         settings, options = load_run_config(str(config))
     except ConfigError as exc:  # e.g. a secret's environment variable is not set
-        notes = [*exc.problems]
-        if exc.hint:
-            notes.append(f"hint: {exc.hint}")
-        notes.append("hint: set the environment variables doctor runs with as `qunyun run` will have them")
+        notes = _config_notes(
+            exc, Msg("set the environment variables doctor runs with as `qunyun run` will have them")
+        )
         count = len(exc.problems)
         return [Check("adapters", False, f"{count} problem{'s' * (count != 1)}", notes)]
     checks: list[Check] = []

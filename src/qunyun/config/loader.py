@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from qunyun.core.errors import ConfigError
+from qunyun.core.errors import ConfigError, Msg
 
 Loc = tuple[str | int, ...]
 
@@ -45,15 +45,17 @@ def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int], source: str = "<con
             ) else key_node.value
             if key == "<<":
                 raise ConfigError(
-                    [f"{source}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported"],
-                    hint="write the keys out in full",
+                    [Msg("{where}: YAML merge keys (<<) are not supported",
+                         where=f"{source}:{key_node.start_mark.line + 1}")],
+                    hint=Msg("write the keys out in full"),
                 )
             sub = (*path, str(key))
             lines[sub] = key_node.start_mark.line + 1
             if str(key) in out:
                 raise ConfigError(
-                    [f"{source}:{key_node.start_mark.line + 1}: key {key!r} appears twice"],
-                    hint="remove one of the two entries",
+                    [Msg("{where}: key {key!r} appears twice", where=f"{source}:{key_node.start_mark.line + 1}",
+                         key=key)],
+                    hint=Msg("remove one of the two entries"),
                 )
             out[str(key)] = _walk(value_node, sub, lines, source)
             lines[sub] = key_node.start_mark.line + 1
@@ -70,9 +72,9 @@ def load_yaml(text: str, source: str = "<config>") -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            [f"{source}{line}: not valid YAML: {exc.problem}"],
-            hint="check indentation and quoting around that line",
+        raise ConfigError(  # PyYAML's own words stay English
+            [Msg("{where}: not valid YAML: {problem}", where=f"{source}{line}", problem=exc.problem)],
+            hint=Msg("check indentation and quoting around that line"),
         ) from None
     if node is None:
         return Located({}, {(): 1}, source)
@@ -87,14 +89,16 @@ def load_file(path: str | Path) -> Located:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            [f"{p}: file not found"], hint="create one with `qunyun init`"
+            [Msg("{where}: file not found", where=str(p))], hint=Msg("create one with `qunyun init`")
         ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+        raise ConfigError(
+            [Msg("{where}: not UTF-8 text ({reason} at byte {start})", where=str(p), reason=exc.reason, start=exc.start)]
+        ) from None
     return load_yaml(text, str(p))
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` or an empty string."""
+    """`` (did you mean 'x'?)`` (a :class:`Msg`) or an empty string; give it to a message as a value."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    return Msg(" (did you mean {match!r}?)", match=match[0]) if match else ""

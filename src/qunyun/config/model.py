@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qunyun.config.loader import Located, load_file, load_yaml, suggest
-from qunyun.core.errors import ConfigError
+from qunyun.config.problems import pydantic_problems
+from qunyun.core.errors import ConfigError, Msg
 
 Locale = Literal["zh-CN", "en"]
 Role = Literal["owner", "admin", "assistant", "guest", "member"]
@@ -57,7 +58,7 @@ class CommunitySpec(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name like Asia/Shanghai or Europe/Berlin"
+                Msg("unknown time zone {zone!r}; use an IANA name like Asia/Shanghai or Europe/Berlin", zone=value)
             ) from None
         return value
 
@@ -154,22 +155,6 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 
-def _pydantic_problems(
-    exc: ValidationError, located: Located, prefix: tuple[str | int, ...], fields: list[str]
-) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        loc = (*prefix, *error["loc"])
-        dotted = ".".join(str(p) for p in loc)
-        msg = error["msg"]
-        if error["type"] == "extra_forbidden":
-            msg = "unknown key" + suggest(str(error["loc"][-1]), fields)
-        elif error["type"] == "missing":
-            msg = "required key is missing"
-        problems.append(f"{located.where(loc)}: {dotted}: {msg}")
-    return problems
-
-
 def _known_fields(model: type[BaseModel]) -> list[str]:
     names: set[str] = set(model.model_fields)
     for sub in (GroupSpec, CommunitySpec, DeploymentSpec, ConfigSpec):
@@ -186,8 +171,8 @@ def resolve(located: Located, registry: Any | None = None) -> Settings:
         spec = ConfigSpec.model_validate(located.data)
     except ValidationError as exc:
         raise ConfigError(
-            _pydantic_problems(exc, located, (), _known_fields(ConfigSpec)),
-            hint="see docs/configuration.md, or start from `qunyun init`",
+            pydantic_problems(exc, located, (), _known_fields(ConfigSpec)),
+            hint=Msg("see docs/configuration.md, or start from `qunyun init`"),
         ) from None
 
     problems: list[str] = []
@@ -196,18 +181,19 @@ def resolve(located: Located, registry: Any | None = None) -> Settings:
     for ci, cspec in enumerate(spec.communities):
         cloc: tuple[str | int, ...] = ("communities", ci)
         if cspec.id in communities:
-            problems.append(f"{located.where((*cloc, 'id'))}: community id {cspec.id!r} is used twice")
+            problems.append(Msg("{where}: community id {community!r} is used twice",
+                                where=located.where((*cloc, "id")), community=cspec.id))
         roles: dict[str, str] = {}
         for role in ROLES:
             for user in cspec.roles.get(role, []):  # type: ignore[call-overload]
                 roles.setdefault(user, role)
         for name in cspec.playbooks:
             if name not in reg:
-                problems.append(
-                    f"{located.where((*cloc, 'playbooks', name))}: unknown playbook {name!r}"
-                    + suggest(name, reg.ids())
-                    + f"; installed: {', '.join(reg.ids())}"
-                )
+                problems.append(Msg(
+                    "{where}: unknown playbook {playbook!r}{suggestion}; installed: {installed}",
+                    where=located.where((*cloc, "playbooks", name)), playbook=name,
+                    suggestion=suggest(name, reg.ids()), installed=", ".join(reg.ids()),
+                ))
         templates: dict[str, dict[str, str]] = {}
         for tkey, tval in cspec.templates.items():
             where = located.where((*cloc, "templates", tkey))
@@ -215,7 +201,8 @@ def resolve(located: Located, registry: Any | None = None) -> Settings:
             known = reg.get(pid)
             if known is None or tname not in known.templates:
                 choices = [f"{p}.{t}" for p in reg.ids() for t in reg[p].templates]
-                problems.append(f"{where}: unknown template {tkey!r}" + suggest(tkey, choices))
+                problems.append(Msg("{where}: unknown template {template!r}{suggestion}", where=where,
+                                    template=tkey, suggestion=suggest(tkey, choices)))
                 continue
             per_locale: dict[str, str] = (
                 {"zh-CN": tval, "en": tval} if isinstance(tval, str) else {str(k): v for k, v in tval.items()}
@@ -223,10 +210,11 @@ def resolve(located: Located, registry: Any | None = None) -> Settings:
             for loc_name, text in per_locale.items():
                 for ph in (m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) is not None):
                     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ph):
-                        problems.append(
-                            f"{where}: template {tkey!r} ({loc_name}) has a bad placeholder {{{ph}}}; "
-                            "placeholders are plain names like {name}; write {{ and }} for literal braces"
-                        )
+                        problems.append(Msg(
+                            "{where}: template {template!r} ({locale}) has a bad placeholder {{{placeholder}}}; "
+                            "placeholders are plain names like {{name}}; write {{{{ and }}}} for literal braces",
+                            where=where, template=tkey, locale=loc_name, placeholder=ph,
+                        ))
             templates[tkey] = per_locale
         community = CommunitySettings(
             id=cspec.id,
@@ -245,7 +233,7 @@ def resolve(located: Located, registry: Any | None = None) -> Settings:
                 reg[name].config_model.model_validate(raw or {})
             except ValidationError as exc:
                 problems.extend(
-                    _pydantic_problems(
+                    pydantic_problems(
                         exc,
                         located,
                         (*cloc, "playbooks", name),
@@ -256,28 +244,30 @@ def resolve(located: Located, registry: Any | None = None) -> Settings:
             gloc = (*cloc, "groups", gi)
             gkey = (gspec.platform, gspec.id)
             if gkey in seen_groups:
-                problems.append(
-                    f"{located.where((*gloc, 'id'))}: group {gspec.id!r} on {gspec.platform} is "
-                    f"already in community {seen_groups[gkey]!r}"
-                )
+                problems.append(Msg(
+                    "{where}: group {group!r} on {platform} is already in community {other!r}",
+                    where=located.where((*gloc, "id")), group=gspec.id, platform=gspec.platform,
+                    other=seen_groups[gkey],
+                ))
                 continue
             seen_groups[gkey] = cspec.id
             for name in gspec.playbooks:
                 if name not in community.playbook_specs:
-                    problems.append(
-                        f"{located.where((*gloc, 'playbooks', name))}: playbook {name!r} is not "
-                        f"enabled for community {cspec.id!r}; add it under the community's "
-                        "playbooks first" + suggest(name, community.playbook_specs)
-                    )
+                    problems.append(Msg(
+                        "{where}: playbook {playbook!r} is not enabled for community {community!r}; "
+                        "add it under the community's playbooks first{suggestion}",
+                        where=located.where((*gloc, "playbooks", name)), playbook=name, community=cspec.id,
+                        suggestion=suggest(name, community.playbook_specs),
+                    ))
             group_problems, group = _group_settings(gspec, community, reg, located, gloc)
             problems.extend(group_problems)
             if group is not None:
                 community.groups[gkey] = group
         communities[cspec.id] = community
     if sum(1 for c in communities.values() if c.catch_all) > 1:
-        problems.append(f"{located.source}: only one community may set catch_all: true")
+        problems.append(Msg("{where}: only one community may set catch_all: true", where=located.source))
     if problems:
-        raise ConfigError(problems, hint="fix the lines above; `qunyun doctor --config FILE` checks again")
+        raise ConfigError(problems, hint=Msg("fix the lines above; `qunyun doctor --config FILE` checks again"))
     return Settings(
         source=located.source,
         database=spec.deployment.database,
@@ -306,7 +296,7 @@ def _group_settings(
             own = [e for e in exc.errors() if e["loc"] and str(e["loc"][0]) in override]
             if own:
                 problems.extend(
-                    _pydantic_problems(
+                    pydantic_problems(
                         ValidationError.from_exception_data(exc.title, own),  # type: ignore[arg-type]
                         located,
                         (*gloc, "playbooks", name),

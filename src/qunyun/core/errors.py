@@ -114,12 +114,28 @@ class QunyunError(Exception):
 
 
 class ConfigError(QunyunError):
-    """A configuration file is invalid. ``problems`` lists each (where, what)."""
+    """A configuration file is invalid. ``problems`` lists each (where, what).
+
+    ``problems`` and ``str(exc)`` are English; a problem written as a :class:`Msg`
+    (``Msg("{where}: ...", where="qunyun.yaml:12", ...)``) is given in another
+    language by :meth:`problems_in` and :meth:`localized`.
+    """
 
     def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
         self.problems = problems
         text = "invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems)
         super().__init__(text, hint=hint)
+
+    def problems_in(self, lang: str | None) -> list[str]:
+        """Each problem in ``lang``: zh-CN where the catalogue has it, else English."""
+        return [in_lang(p, lang) or "" for p in self.problems]
+
+    def localized(self, lang: str | None, *, with_hint: bool = True) -> str:
+        """The header, every problem and the hint in ``lang``."""
+        header = Msg("invalid configuration:").in_lang(lang)
+        text = header + "\n" + "\n".join(f"  - {p}" for p in self.problems_in(lang))
+        # the hint (and its label) as every other error gives it
+        return QunyunError(text, hint=self.hint).localized(lang, with_hint=with_hint)
 
 
 class EventError(QunyunError):

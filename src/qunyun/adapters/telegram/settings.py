@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qunyun.adapters.base import Limits, Rate
-from qunyun.core.errors import ConfigError
+from qunyun.core.errors import ConfigError, Msg
 
 _PLATFORM = r"^[a-z][a-z0-9_-]{0,63}$"
 #: What Telegram accepts as a webhook secret token (setWebhook.secret_token).
@@ -88,9 +88,11 @@ class TelegramWebhook(_Strict):
             return value
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.hostname:
-            raise ValueError("Telegram only posts to https:// addresses, e.g. https://bot.example.org/telegram/webhook")
+            raise ValueError(
+                Msg("Telegram only posts to https:// addresses, e.g. https://bot.example.org/telegram/webhook"))
         if parts.port is not None and parts.port not in WEBHOOK_PORTS:
-            raise ValueError(f"Telegram only posts to ports {', '.join(map(str, WEBHOOK_PORTS))}, not {parts.port}")
+            raise ValueError(Msg("Telegram only posts to ports {ports}, not {port}",
+                                 ports=", ".join(map(str, WEBHOOK_PORTS)), port=parts.port))
         return value
 
 
@@ -130,13 +132,13 @@ class TelegramSettings(_Strict):
     def _base(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) address, e.g. https://api.telegram.org")
+            raise ValueError(Msg("must be an http(s) address, e.g. https://api.telegram.org"))
         return value.rstrip("/")
 
     @model_validator(mode="after")
     def _webhook_needed(self) -> TelegramSettings:
         if self.mode == "webhook" and self.webhook is None:
-            raise ValueError("mode: webhook needs a `webhook:` block with at least `secret_env`")
+            raise ValueError(Msg("mode: webhook needs a `webhook:` block with at least `secret_env`"))
         return self
 
 
@@ -185,25 +187,27 @@ class TelegramOptions:
         problems: list[str] = []
         token = env.get(spec.token_env, "")
         if not token:
-            problems.append(f"{where}.token_env: environment variable {spec.token_env} is not set")
+            problems.append(Msg("{where}.token_env: environment variable {name} is not set",
+                                where=where, name=spec.token_env))
         elif not BOT_TOKEN.match(token):
-            problems.append(
-                f"{where}.token_env: {spec.token_env} does not hold a bot token (<bot id>:<secret>, from @BotFather)"
-            )
+            problems.append(Msg("{where}.token_env: {name} does not hold a bot token (<bot id>:<secret>, from @BotFather)",
+                                where=where, name=spec.token_env))
         secret: str | None = None
         hook = spec.webhook
         if spec.mode == "webhook" and hook is not None:
             secret = env.get(hook.secret_env, "")
             if not secret:
-                problems.append(f"{where}.webhook.secret_env: environment variable {hook.secret_env} is not set")
+                problems.append(Msg("{where}.webhook.secret_env: environment variable {name} is not set",
+                                    where=where, name=hook.secret_env))
             elif not SECRET_TOKEN.match(secret):
-                problems.append(
-                    f"{where}.webhook.secret_env: {hook.secret_env} may only hold 1-256 characters A-Z, a-z, 0-9, _ "
-                    "and - (Telegram's rule); generate one with "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-                )
+                problems.append(Msg(
+                    "{where}.webhook.secret_env: {name} may only hold 1-256 characters A-Z, a-z, 0-9, _ "
+                    "and - (Telegram's rule); generate one with {command}",
+                    where=where, name=hook.secret_env,
+                    command="`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+                ))
         if problems:
-            raise ConfigError(problems, hint="see docs/telegram.md")
+            raise ConfigError(problems, hint=Msg("see docs/telegram.md"))
 
         def rate(r: TelegramRate | None) -> Rate | None:
             return None if r is None else Rate(r.count, r.per_seconds)

@@ -12,7 +12,8 @@ problems name the same file, line and key as the CLI — except that the editor
 never shows another community: a problem located outside the section, or
 naming another community, is said again about the section itself (see
 :func:`private`). ``qunyun doctor`` keeps the full text for the operator who
-owns the whole file.
+owns the whole file. The page shows the problems in its language; privacy is
+decided on the English text first, and only what is kept is translated.
 
 A save is refused when the file changed since the editor opened it, when the
 result does not validate, when this community's id is changed or removed,
@@ -41,7 +42,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from qunyun.config.model import settings_from_text
 from qunyun.console.web import Admin, Page, Viewer
-from qunyun.core.errors import ConfigError, QunyunError
+from qunyun.core.errors import ConfigError, QunyunError, in_lang
 from qunyun.store.models import ConfigVersion, table
 
 router = APIRouter()
@@ -145,16 +146,18 @@ class Checked:
 _WHERE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): ")
 
 
-def _problem(text: str, section: Section, path: str, say: dict[str, Any] | None = None) -> dict[str, Any]:
+def _problem(text: str, section: Section, path: str, say: dict[str, Any] | None = None,
+             lang: str | None = None) -> dict[str, Any]:
     """A problem line as the CLI prints it, plus the editor's line number when it falls in the section.
 
     ``say`` (``{"where", "key", "values"}``) is the same problem as a console label, for the page to
-    show in the reader's language.
+    show in the reader's language. ``text`` is in ``lang`` (English when None, as the API gives it);
+    the location it starts with is the same in either language.
     """
     found = _WHERE.match(text) if text.startswith(path) else None
     line = int(found.group("line")) if found else None
     editor = line - section.first_line + 1 if line is not None and line >= section.first_line else None
-    return {"text": text, "line": line, "editor_line": editor, "say": say}
+    return {"text": in_lang(text, lang), "line": line, "editor_line": editor, "say": say}
 
 
 def _said(where: str, key: str, text: str, **values: Any) -> tuple[str, dict[str, Any]]:
@@ -212,7 +215,7 @@ def _own_lines(new_text: str) -> tuple[list[tuple[str, str, int]], int | None]:
 
 
 def private(problems: list[str], section: Section, new_text: str, community: str,
-            source: str) -> list[dict[str, Any]]:
+            source: str, lang: str | None = None) -> list[dict[str, Any]]:
     """The problems as this community's admin may see them: never another community's id or name,
     never a line outside the section.
 
@@ -222,6 +225,9 @@ def private(problems: list[str], section: Section, new_text: str, community: str
     here), a community id used twice (the section must keep its id), ``catch_all`` set twice; any
     other problem outside the section says only that the file has one (``qunyun doctor`` shows it to
     the operator who owns the file).
+
+    The decisions read the English text (a :class:`~qunyun.core.errors.Msg` is one); a problem kept
+    as it is is then given in ``lang``.
     """
     first = section.first_line
     last = first + new_text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n ").count("\n")
@@ -268,7 +274,7 @@ def private(problems: list[str], section: Section, new_text: str, community: str
         shown = said[0] if said else text
         if shown not in seen:
             seen.add(shown)
-            out.append(_problem(shown, section, source, said[1] if said else None))
+            out.append(_problem(shown, section, source, said[1] if said else None, lang))
     return out
 
 
@@ -283,34 +289,42 @@ def _others(data: Any, community: str) -> Any:
     return rest
 
 
-def check(path: Path, section: Section, new_text: str, community: str) -> Checked:
-    """Validate ``new_text`` as this community's section, in the whole file, as the CLI would."""
+def check(path: Path, section: Section, new_text: str, community: str, lang: str | None = None) -> Checked:
+    """Validate ``new_text`` as this community's section, in the whole file, as the CLI would.
+
+    The problems' ``text`` is in ``lang`` (English when None); ``say`` carries the editor's own words.
+    """
     source = str(path)
+
+    def one(text: str, say: dict[str, Any], checked_text: str) -> Checked:
+        return Checked([_problem(text, section, source, say, lang)], checked_text)
+
     if len(new_text) > MAX_TEXT:
-        return Checked([_problem(f"{source}: the section is longer than {MAX_TEXT:,} characters", section, source)],
-                       section.file_text)
+        return one(*_said(source, "config.problem.too_long", f"the section is longer than {MAX_TEXT:,} characters",
+                          max=f"{MAX_TEXT:,}"), section.file_text)
     if not new_text.strip():
-        return Checked([_problem(f"{source}:{section.first_line}: communities: the section is empty; it must keep "
-                                 f"id: {community} and the community's settings", section, source)], section.file_text)
+        return one(*_said(f"{source}:{section.first_line}", "config.problem.empty",
+                          f"communities: the section is empty; it must keep id: {community} and the community's "
+                          "settings", id=community), section.file_text)
     whole = splice(section, new_text)
     try:
         settings = settings_from_text(whole, source=source)
     except ConfigError as exc:
-        return Checked(private(exc.problems, section, new_text, community, source), whole)
-    except yaml.YAMLError as exc:  # e.g. a control character: not a MarkedYAMLError
-        return Checked([_problem(f"{source}: not valid YAML: {exc}", section, source)], whole)
+        return Checked(private(exc.problems, section, new_text, community, source, lang), whole)
+    except yaml.YAMLError as exc:  # e.g. a control character: not a MarkedYAMLError; PyYAML's words stay English
+        return one(*_said(source, "config.problem.bad_yaml", f"not valid YAML: {exc}", error=str(exc)), whole)
     if community not in settings.communities:
-        text, say = _keep_id(source, section, community)
-        return Checked([_problem(text, section, source, say)], whole)
+        return one(*_keep_id(source, section, community), whole)
     try:
         before = _others(yaml.safe_load(section.file_text), community)
         after = _others(yaml.safe_load(whole), community)
     except yaml.YAMLError:
         before, after = None, {}
     if before != after:
-        return Checked([_problem(f"{source}:{section.first_line}: communities: the edit reaches outside community "
-                                 f"{community!r} (another community or the deployment section would change); "
-                                 "edit only this community's keys", section, source)], whole)
+        return one(*_said(f"{source}:{section.first_line}", "config.problem.reaches_outside",
+                          f"communities: the edit reaches outside community {community!r} (another community or the "
+                          "deployment section would change); edit only this community's keys",
+                          community=repr(community)), whole)
     return Checked([], whole)
 
 
@@ -359,14 +373,14 @@ def current(state: Any, community: str) -> Section:
 
 
 def save(state: Any, user: Any, community: str, new_text: str, note: str | None, base: str | None,
-         audit: Any) -> tuple[Checked, int | None]:
-    """Validate and save; (the check, the new version id or None when refused)."""
+         audit: Any, lang: str | None = None) -> tuple[Checked, int | None]:
+    """Validate and save; (the check with its problems in ``lang``, the new version id or None when refused)."""
     with state.lock:
         section = current(state, community)
         if base and base != section.digest:
             raise HTTPException(409, "the configuration changed since you opened it; reload the page, "
                                      "re-apply your edit and save again")
-        checked = check(Path(state.config_path), section, new_text, community)
+        checked = check(Path(state.config_path), section, new_text, community, lang)
         if not checked.ok:
             return checked, None
         new_section = find_section(checked.text, community)
@@ -451,7 +465,7 @@ def validate(page: Admin, text: Annotated[str, Form(max_length=MAX_TEXT)] = "") 
     section, problem = _section_or_error(page)
     if section is None:
         raise HTTPException(409, problem or "the configuration cannot be edited")
-    checked = check(Path(page.state.config_path), section, text, page.community.id)
+    checked = check(Path(page.state.config_path), section, text, page.community.id, page.lang)
     if page.request.headers.get("HX-Request"):
         return page.render("config/_problems.html", checked=checked)
     return _editor(page, text=text, checked=checked)
@@ -465,7 +479,8 @@ def save_page(
     base: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     try:
-        checked, saved = save(page.state, page.user, page.community.id, text, note, base or None, page.audit)
+        checked, saved = save(page.state, page.user, page.community.id, text, note, base or None, page.audit,
+                              page.lang)
     except EditError as exc:
         raise HTTPException(409, str(exc)) from None
     if not checked.ok:
@@ -503,7 +518,7 @@ def restore(page: Admin, vid: int, base: Annotated[str, Form(max_length=64)] = "
         raise HTTPException(404, "not_found")
     try:
         checked, saved = save(page.state, page.user, page.community.id, found["text"],
-                              f"restored version #{vid}", base or None, page.audit)
+                              f"restored version #{vid}", base or None, page.audit, page.lang)
     except EditError as exc:
         raise HTTPException(409, str(exc)) from None
     if not checked.ok:
