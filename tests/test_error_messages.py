@@ -1,7 +1,8 @@
 """Operators read refusals in zh-CN and en: every ``CommandError`` is a ``Msg`` with its translation.
 
-The source is read, not run: each ``raise CommandError(...)`` must give its
-message (and hint) as ``Msg("template", ...)`` with a literal template, and
+The source is read, not run: each ``raise CommandError(...)`` (or
+``StoreError``) must give its message (and hint) as ``Msg("template", ...)``
+with a literal template (or pass on a caught error's ``.message``), and
 the template must have a zh-CN entry in ``core/locales/*.yaml`` with the same
 placeholders. A new refusal written as a plain f-string fails here with its
 file and line.
@@ -20,8 +21,8 @@ from qunyun.config.problems import PYDANTIC_KEY, PYDANTIC_TYPES
 from qunyun.core.errors import CommandError, Msg, QunyunError, catalog
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "qunyun"
-#: errors whose texts operators read; ConfigError lists problems of its own kind and stays out
-LOCALIZED = {"CommandError"}
+#: errors whose texts operators read (ConfigError's problems are checked by tests/test_config_messages.py)
+LOCALIZED = {"CommandError", "StoreError"}
 
 
 def _fields(template: str) -> set[str]:
@@ -63,7 +64,8 @@ def _scan() -> tuple[list[str], dict[str, list[str]]]:
             name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
             if name not in LOCALIZED:
                 continue
-            if not call.args or _msg_template(call.args[0]) is None:
+            passed_on = bool(call.args) and isinstance(call.args[0], ast.Attribute) and call.args[0].attr == "message"
+            if not call.args or (_msg_template(call.args[0]) is None and not passed_on):  # exc.message: a Msg already
                 problems.append(f"{rel}:{node.lineno}: {name}'s message is not Msg(\"literal template\", ...)")
             for kw in call.keywords:
                 if kw.arg == "hint" and not (isinstance(kw.value, ast.Constant) and kw.value.value is None) \

@@ -84,8 +84,8 @@ def open_existing(url: str) -> Engine:
     missing = missing_sqlite_file(url)
     if missing is not None:
         raise StoreError(
-            f"database file {missing} does not exist",
-            hint=f"create it with `qunyun migrate --db {url}`, or check the path",
+            Msg("database file {path} does not exist", path=missing),
+            hint=Msg("create it with `qunyun migrate --db {url}`, or check the path", url=url),
         )
     engine = store_db.open_engine(url)
     try:
@@ -94,7 +94,7 @@ def open_existing(url: str) -> Engine:
         engine.dispose()
         if "qunyun migrate" in (exc.hint or ""):
             raise StoreError(
-                exc.message, hint=f"run `qunyun migrate --db {redact(url)}` first"
+                exc.message, hint=Msg("run `qunyun migrate --db {url}` first", url=redact(url))
             ) from None
         raise
     return engine
@@ -173,16 +173,24 @@ def init_command(
     console = Console(highlight=False)
     community = next(iter(settings.communities.values()))
     playbooks = list(community.playbook_specs)
-    console.print(f"[green]✓[/] wrote {escape(str(target))} ({lang.value})", soft_wrap=True)
-    if backup is not None:
-        console.print(f"  the previous file is now {escape(str(backup))}", soft_wrap=True)
     console.print(
-        f"  1 community, {len(community.groups)} groups, {len(playbooks)} playbooks: "
-        + ", ".join(playbooks),
+        "[green]✓[/] " + escape(tr("wrote {path} ({lang})", path=target, lang=lang.value)),
         soft_wrap=True,
     )
-    console.print("next:", soft_wrap=True)
-    console.print(f"  edit {escape(str(target))}", soft_wrap=True)
+    if backup is not None:
+        console.print("  " + escape(tr("the previous file is now {path}", path=backup)), soft_wrap=True)
+    console.print(
+        "  "
+        + tr(
+            "1 community, {groups} groups, {n} playbooks: {names}",
+            groups=len(community.groups),
+            n=len(playbooks),
+            names=", ".join(playbooks),
+        ),
+        soft_wrap=True,
+    )
+    console.print(tr("next:"), soft_wrap=True)
+    console.print("  " + escape(tr("edit {path}", path=target)), soft_wrap=True)
     console.print(f"  qunyun migrate --config {escape(str(target))}", soft_wrap=True)
     console.print(f"  qunyun doctor --config {escape(str(target))}", soft_wrap=True)
 
@@ -208,17 +216,25 @@ def migrate_command(
     try:
         before, head = store_db.schema_status(engine)
         if before == head:
-            typer.echo(f"{redact(url)}: schema is current ({head}); nothing to do")
+            typer.echo(tr("{url}: schema is current ({head}); nothing to do", url=redact(url), head=head))
             return
         try:
             store_db.migrate(engine)
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"cannot migrate {redact(url)}: {_first_line(exc)}",
-                hint="check that the database user may create tables",
+                Msg("cannot migrate {url}: {error}", url=redact(url), error=_first_line(exc)),
+                hint=Msg("check that the database user may create tables"),
             ) from None
         after, _ = store_db.schema_status(engine)
-        typer.echo(f"{redact(url)}: schema {before or 'empty'} → {after} (head {head})")
+        typer.echo(
+            tr(
+                "{url}: schema {before} → {after} (head {head})",
+                url=redact(url),
+                before=before or tr("empty"),
+                after=after,
+                head=head,
+            )
+        )
     finally:
         engine.dispose()
 
@@ -242,18 +258,37 @@ class Check:
     notes: list[str] = field(default_factory=list)
 
 
+def _hint(text: str, **values: object) -> str:
+    """A doctor note saying what to do, in the CLI's language."""
+    return f"{tr('hint')}: {tr(text, **values)}"
+
+
 def _config_notes(exc: ConfigError, *hints: str) -> list[str]:
     """A ConfigError's problems and hints as doctor's notes, in the CLI's language."""
     lang = cli_lang()
-    label = "提示" if lang == "zh-CN" else "hint"
     shown = [h for h in (exc.hint, *hints) if h]
-    return [*exc.problems_in(lang), *(f"{label}: {in_lang(h, lang)}" for h in shown)]
+    return [*exc.problems_in(lang), *(f"{tr('hint')}: {in_lang(h, lang)}" for h in shown)]
+
+
+def _error_notes(exc: QunyunError) -> list[str]:
+    """An error's hint (if any) as doctor's note, in the CLI's language."""
+    return [f"{tr('hint')}: {in_lang(exc.hint, cli_lang())}"] if exc.hint else []
+
+
+def _problems(n: int, **values: object) -> str:
+    """``{n} problem(s)`` (with ``{config}: `` first when given), in the CLI's language."""
+    one = n == 1
+    if "config" in values:
+        key = "{config}: {n} problem" if one else "{config}: {n} problems"
+    else:
+        key = "{n} problem" if one else "{n} problems"
+    return tr(key, n=n, **values)
 
 
 def _check_config(config: Path | None) -> tuple[Check, Settings | None, Any]:
     """The config check, the settings if valid, and the raw YAML data if readable."""
     if config is None:
-        return Check("configuration", None, "not checked: pass --config FILE"), None, None
+        return Check("configuration", None, tr("not checked: pass --config FILE")), None, None
     raw: Any = None
     with contextlib.suppress(ConfigError):
         raw = load_file(config).data
@@ -261,21 +296,31 @@ def _check_config(config: Path | None) -> tuple[Check, Settings | None, Any]:
         settings = load_settings(str(config))
     except ConfigError as exc:
         notes = _config_notes(exc)
-        count = len(exc.problems)
         return (
-            Check("configuration", False, f"{config}: {count} problem{'s' * (count != 1)}", notes),
+            Check("configuration", False, _problems(len(exc.problems), config=config), notes),
             None,
             raw,
         )
     except QunyunError as exc:
-        return Check("configuration", False, f"{config}: cannot be checked", [str(exc)]), None, raw
+        detail = tr("{config}: cannot be checked", config=config)
+        return Check("configuration", False, detail, [exc.localized(cli_lang())]), None, raw
     groups = sum(len(c.groups) for c in settings.communities.values())
     playbooks = sorted({p for c in settings.communities.values() for p in c.playbook_specs})
-    detail = (
-        f"{config}: {len(settings.communities)} communit{'ies' if len(settings.communities) != 1 else 'y'}, "
-        f"{groups} group{'s' * (groups != 1)}; playbooks: {', '.join(playbooks) or 'none'}"
+    communities = len(settings.communities)
+    key = _CONFIG_SUMMARY[communities == 1, groups == 1]
+    detail = tr(
+        key, config=config, c=communities, g=groups, names=", ".join(playbooks) or tr("none")
     )
     return Check("configuration", True, detail), settings, raw
+
+
+#: The configuration check's summary, by (one community, one group).
+_CONFIG_SUMMARY = {
+    (True, True): "{config}: {c} community, {g} group; playbooks: {names}",
+    (True, False): "{config}: {c} community, {g} groups; playbooks: {names}",
+    (False, True): "{config}: {c} communities, {g} group; playbooks: {names}",
+    (False, False): "{config}: {c} communities, {g} groups; playbooks: {names}",
+}
 
 
 def _check_playbooks() -> Check:
@@ -285,7 +330,7 @@ def _check_playbooks() -> Check:
         registry = default_registry()
     except QunyunError as exc:
         return Check(
-            "playbooks installed", False, exc.message, [f"hint: {exc.hint}"] if exc.hint else []
+            "playbooks installed", False, in_lang(exc.message, cli_lang()) or "", _error_notes(exc)
         )
     sources: dict[str, str] = {}
     for ep in entry_points(group=GROUP):
@@ -296,8 +341,8 @@ def _check_playbooks() -> Check:
         return Check(
             "playbooks installed",
             False,
-            "none",
-            ["hint: reinstall qunyun: the built-in playbooks are missing"],
+            tr("none"),
+            [_hint("reinstall qunyun: the built-in playbooks are missing")],
         )
     lines = [
         f"{pid} v{registry[pid].version}" + (f" ({sources[pid]})" if pid in sources else "")
@@ -314,10 +359,10 @@ def _check_database(url: str) -> tuple[Check, Engine | None]:
             Check(
                 "database reachable",
                 False,
-                "SQLite file does not exist",
+                tr("SQLite file does not exist"),
                 [
-                    f"{missing} does not exist",
-                    f"hint: create it with `qunyun migrate --db {shown}`, or check the path",
+                    tr("{path} does not exist", path=missing),
+                    _hint("create it with `qunyun migrate --db {url}`, or check the path", url=shown),
                 ],
             ),
             None,
@@ -325,9 +370,8 @@ def _check_database(url: str) -> tuple[Check, Engine | None]:
     try:
         engine = store_db.open_engine(url)
     except StoreError as exc:
-        return Check(
-            "database reachable", False, exc.message, [f"hint: {exc.hint}"] if exc.hint else []
-        ), None
+        message = in_lang(exc.message, cli_lang()) or ""
+        return Check("database reachable", False, message, _error_notes(exc)), None
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -338,10 +382,10 @@ def _check_database(url: str) -> tuple[Check, Engine | None]:
             Check(
                 "database reachable",
                 False,
-                f"{shown}: cannot connect",
+                tr("{url}: cannot connect", url=shown),
                 [
                     " ".join(str(getattr(exc, "orig", None) or exc).split()),
-                    "hint: check the URL, that the server is running, and that you may connect",
+                    _hint("check the URL, that the server is running, and that you may connect"),
                 ],
             ),
             None,
@@ -354,13 +398,13 @@ def _check_database(url: str) -> tuple[Check, Engine | None]:
 
 def _check_schema(engine: Engine | None, url: str) -> Check:
     if engine is None:
-        return Check("schema current", None, "not checked: the database is not reachable")
+        return Check("schema current", None, tr("not checked: the database is not reachable"))
     try:
         current, head = store_db.schema_status(engine)
     except StoreError as exc:
-        return Check("schema current", False, exc.message)
+        return Check("schema current", False, in_lang(exc.message, cli_lang()) or "")
     if current == head:
-        return Check("schema current", True, f"at {head} (head)")
+        return Check("schema current", True, tr("at {head} (head)", head=head))
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(store_db.alembic_config(engine))
@@ -369,14 +413,16 @@ def _check_schema(engine: Engine | None, url: str) -> Check:
         return Check(
             "schema current",
             False,
-            f"at {current}, which this qunyun does not know (head {head})",
-            ["hint: the database was migrated by a newer qunyun; upgrade qunyun"],
+            tr("at {current}, which this qunyun does not know (head {head})", current=current, head=head),
+            [_hint("the database was migrated by a newer qunyun; upgrade qunyun")],
         )
     return Check(
         "schema current",
         False,
-        f"at {current or 'nothing (empty database)'}, head is {head}",
-        [f"hint: run `qunyun migrate --db {redact(url)}`"],
+        tr("at {current}, head is {head}", current=current, head=head)
+        if current
+        else tr("at nothing (empty database), head is {head}", head=head),
+        [_hint("run `qunyun migrate --db {url}`", url=redact(url))],
     )
 
 
@@ -402,12 +448,11 @@ def _check_timezones(raw: Any, settings: Settings | None) -> Check:
             continue
         good.append(f"{zone} (UTC{offset[:3]}:{offset[3:]})")
     if bad:
-        notes = [f"unknown time zone {zone!r}" for zone in bad]
-        notes.append(
-            "hint: use IANA names like Asia/Shanghai; if those fail too, `pip install tzdata`"
-        )
-        return Check("time zones", False, ", ".join(bad) + " not found", notes)
-    return Check("time zones", True, ", ".join(good) + (" (default)" if default else ""))
+        notes = [tr("unknown time zone {zone!r}", zone=zone) for zone in bad]
+        notes.append(_hint("use IANA names like Asia/Shanghai; if those fail too, `pip install tzdata`"))
+        return Check("time zones", False, tr("{zones} not found", zones=", ".join(bad)), notes)
+    shown = ", ".join(good)
+    return Check("time zones", True, tr("{zones} (default)", zones=shown) if default else shown)
 
 
 #: How long one adapter's checks may take before doctor gives up on them.
@@ -432,15 +477,15 @@ def _check_adapters(config: Path, wait: float) -> list[Check]:
         notes = _config_notes(
             exc, Msg("set the environment variables doctor runs with as `qunyun run` will have them")
         )
-        count = len(exc.problems)
-        return [Check("adapters", False, f"{count} problem{'s' * (count != 1)}", notes)]
+        return [Check("adapters", False, _problems(len(exc.problems)), notes)]
     checks: list[Check] = []
     clock = SystemClock()
     for option in options:
         try:
             adapter = _adapter(option, settings, clock)
         except (ValueError, QunyunError) as exc:
-            checks.append(Check(f"{option.platform} adapter", False, f"cannot be set up: {exc}"))
+            name = tr("{platform} adapter", platform=option.platform)
+            checks.append(Check(name, False, tr("cannot be set up: {error}", error=exc)))
             continue
         checks.extend(asyncio.run(_adapter_checks(adapter, wait)))
     return checks
@@ -461,7 +506,7 @@ async def _adapter_checks(adapter: Any, wait: float) -> list[Check]:
     from qunyun.adapters.matrix.adapter import MatrixAdapter
     from qunyun.adapters.onebot import OneBotAdapter
 
-    name = f"{adapter.platform} adapter"
+    name = tr("{platform} adapter", platform=adapter.platform)
 
     async def refuse(event: Any) -> bool:
         return False
@@ -473,8 +518,8 @@ async def _adapter_checks(adapter: Any, wait: float) -> list[Check]:
             try:
                 await adapter.start(refuse)
             except OSError as exc:
-                return [Check(name, False, f"cannot listen: {exc}", [
-                    "hint: if `qunyun run` is running, it holds the port: stop it for the check, or read its log",
+                return [Check(name, False, tr("cannot listen: {error}", error=exc), [
+                    _hint("if `qunyun run` is running, it holds the port: stop it for the check, or read its log"),
                 ])]
             started = True
             for _ in range(max(0, round(wait * 10))):  # the implementation connects to us
@@ -491,14 +536,17 @@ async def _adapter_checks(adapter: Any, wait: float) -> list[Check]:
             try:
                 await asyncio.wait_for(adapter.start(refuse), ADAPTER_CHECK_SECONDS)
             except Exception as exc:
-                return [Check(name, False, f"cannot connect: {type(exc).__name__}: {exc}")]
+                error = f"{type(exc).__name__}: {exc}"
+                return [Check(name, False, tr("cannot connect: {error}", error=error))]
         try:
             found = await asyncio.wait_for(adapter.check(), ADAPTER_CHECK_SECONDS)
         except TimeoutError:
-            return [Check(name, False, f"no answer within {ADAPTER_CHECK_SECONDS:g} s")]
+            return [Check(name, False, tr("no answer within {s:g} s", s=ADAPTER_CHECK_SECONDS))]
         except Exception as exc:  # an adapter's bug must not hide the other checks
-            return [Check(name, False, f"the check failed: {type(exc).__name__}: {exc}")]
-        return [Check(c.name, c.ok, c.detail, [*c.notes]) for c in found]
+            error = f"{type(exc).__name__}: {exc}"
+            return [Check(name, False, tr("the check failed: {error}", error=error))]
+        # the adapters write English; their fixed sentences have entries in the CLI's table
+        return [Check(c.name, c.ok, tr(c.detail), [tr(n) for n in c.notes]) for c in found]
     finally:
         if started or not isinstance(adapter, (OneBotAdapter, MatrixAdapter)):
             with contextlib.suppress(Exception):
@@ -582,7 +630,7 @@ def doctor_command(
     failed = [c.name for c in checks if c.ok is False]
     if failed:
         message = "{n} check failed: {names}" if len(failed) == 1 else "{n} checks failed: {names}"
-        names = ", ".join(tr(name) for name in failed)
+        names = ("、" if cli_lang() == "zh-CN" else ", ").join(tr(name) for name in failed)
         console.print(f"[red]✗ {escape(tr(message, n=len(failed), names=names))}[/]")
         raise typer.Exit(1)
     console.print(f"[green]✓ {tr('all checks passed')}[/]")

@@ -59,6 +59,12 @@ _LABELS: dict[str, str] = {
     "result": "结果",
     "Elimination preview as of {day}": "淘汰预览（截至 {day}）",
     "batch {batch} approved": "批次 {batch} 已批准执行",
+    # a member's standing in the preview's counts
+    "active": "达标",
+    "below": "未达标",
+    "grace": "新人宽限期",
+    "protected": "受保护",
+    "exempt": "豁免",
 }
 
 
@@ -129,7 +135,7 @@ def preview_command(
     else:
         out.print(_t("nobody would be warned or removed as of {day}", day=result["as_of"]))
     for g in result["groups"]:
-        status = ", ".join(f"{k} {v}" for k, v in sorted(g["by_status"].items()))
+        status = ", ".join(f"{_t(k)} {v}" for k, v in sorted(g["by_status"].items()))
         line = f"{escape(g['group'])}: {_t('members')} {g['members']} ({escape(status)})"
         if g["pending_batches"]:
             line += f"; {_t('pending batches')}: {escape(', '.join(g['pending_batches']))}"

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from qunyun.cli.admin import ConfigDbOption, DbOption, database_url, open_existing
 from qunyun.cli.app import app
+from qunyun.cli.i18n import tr
 from qunyun.core.errors import QunyunError
 from qunyun.store import models as m
 
@@ -455,7 +456,17 @@ def export_command(
         engine.dispose()
     if out is not None:
         if kind is Kind.ledger:
-            what = "postings" if fmt is Format.csv else "accounts and transactions"
+            done = _WROTE["postings" if fmt is Format.csv else "accounts and transactions"]
         else:
-            what = kind.value
-        typer.echo(f"wrote {count} {what} to {out}", err=True)
+            done = _WROTE[kind.value]
+        typer.echo(tr(done, n=count, path=out), err=True)
+
+
+#: What ``qunyun export --out`` says it wrote (keys of the CLI's translations).
+_WROTE = {
+    "members": "wrote {n} members to {path}",
+    "actions": "wrote {n} actions to {path}",
+    "groups": "wrote {n} groups to {path}",
+    "postings": "wrote {n} postings to {path}",
+    "accounts and transactions": "wrote {n} accounts and transactions to {path}",
+}

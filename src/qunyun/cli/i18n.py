@@ -39,6 +39,127 @@ _TEXTS: dict[str, dict[str, str]] = {
     "all checks passed": {"zh-CN": "全部检查通过"},
     "{n} check failed: {names}": {"zh-CN": "{n} 项检查未通过：{names}"},
     "{n} checks failed: {names}": {"zh-CN": "{n} 项检查未通过：{names}"},
+    "hint": {"zh-CN": "提示"},
+    "none": {"zh-CN": "无"},
+    "not checked: pass --config FILE": {"zh-CN": "未检查：请用 --config FILE 指定配置文件"},
+    "{config}: {n} problem": {"zh-CN": "{config}：{n} 个问题"},
+    "{config}: {n} problems": {"zh-CN": "{config}：{n} 个问题"},
+    "{n} problem": {"zh-CN": "{n} 个问题"},
+    "{n} problems": {"zh-CN": "{n} 个问题"},
+    "{config}: cannot be checked": {"zh-CN": "{config}：无法检查"},
+    "{config}: {c} community, {g} group; playbooks: {names}": {
+        "zh-CN": "{config}：{c} 个社群，{g} 个群；玩法：{names}"
+    },
+    "{config}: {c} community, {g} groups; playbooks: {names}": {
+        "zh-CN": "{config}：{c} 个社群，{g} 个群；玩法：{names}"
+    },
+    "{config}: {c} communities, {g} group; playbooks: {names}": {
+        "zh-CN": "{config}：{c} 个社群，{g} 个群；玩法：{names}"
+    },
+    "{config}: {c} communities, {g} groups; playbooks: {names}": {
+        "zh-CN": "{config}：{c} 个社群，{g} 个群；玩法：{names}"
+    },
+    "reinstall qunyun: the built-in playbooks are missing": {
+        "zh-CN": "请重新安装 qunyun：内置玩法缺失"
+    },
+    "SQLite file does not exist": {"zh-CN": "SQLite 数据库文件不存在"},
+    "{path} does not exist": {"zh-CN": "{path} 不存在"},
+    "create it with `qunyun migrate --db {url}`, or check the path": {
+        "zh-CN": "用 `qunyun migrate --db {url}` 创建它，或检查路径是否正确"
+    },
+    "{url}: cannot connect": {"zh-CN": "{url}：无法连接"},
+    "check the URL, that the server is running, and that you may connect": {
+        "zh-CN": "请检查数据库 URL、服务器是否在运行，以及是否有权限连接"
+    },
+    "not checked: the database is not reachable": {"zh-CN": "未检查：数据库无法连接"},
+    "at {head} (head)": {"zh-CN": "已是 {head}（最新）"},
+    "at {current}, which this qunyun does not know (head {head})": {
+        "zh-CN": "当前为 {current}，本版 qunyun 不认识这个版本（最新为 {head}）"
+    },
+    "the database was migrated by a newer qunyun; upgrade qunyun": {
+        "zh-CN": "数据库已被更新版本的 qunyun 迁移过，请升级 qunyun"
+    },
+    "at {current}, head is {head}": {"zh-CN": "当前为 {current}，最新为 {head}"},
+    "at nothing (empty database), head is {head}": {"zh-CN": "空数据库（尚未建表），最新为 {head}"},
+    "run `qunyun migrate --db {url}`": {"zh-CN": "请运行 `qunyun migrate --db {url}`"},
+    "unknown time zone {zone!r}": {"zh-CN": "未知时区 {zone!r}"},
+    "use IANA names like Asia/Shanghai; if those fail too, `pip install tzdata`": {
+        "zh-CN": "请使用 Asia/Shanghai 这样的 IANA 时区名；如果这些也不行，请 `pip install tzdata`"
+    },
+    "{zones} not found": {"zh-CN": "找不到 {zones}"},
+    "{zones} (default)": {"zh-CN": "{zones}（默认）"},
+    "{platform} adapter": {"zh-CN": "{platform} 适配器"},
+    "cannot be set up: {error}": {"zh-CN": "无法创建：{error}"},
+    "cannot listen: {error}": {"zh-CN": "无法监听：{error}"},
+    "if `qunyun run` is running, it holds the port: stop it for the check, or read its log": {
+        "zh-CN": "如果 `qunyun run` 正在运行，端口被它占用：检查时先停止它，或查看它的日志"
+    },
+    "cannot connect: {error}": {"zh-CN": "无法连接：{error}"},
+    "no answer within {s:g} s": {"zh-CN": "{s:g} 秒内没有应答"},
+    "the check failed: {error}": {"zh-CN": "检查出错：{error}"},
+    # the adapters' fixed check results and notes (their other sentences carry data)
+    "check the variable named by token_env; @BotFather shows the token (/token)": {
+        "zh-CN": "请检查 token_env 指定的环境变量；@BotFather 可以查看令牌（/token）"
+    },
+    "privacy mode is on: in groups where it is not an administrator the bot sees only commands, "
+    "replies and mentions; turn it off in @BotFather (/setprivacy → Disable)": {
+        "zh-CN": "隐私模式已开启：在机器人不是管理员的群里，它只能看到命令、回复和 @ 它的消息；"
+        "请在 @BotFather 里关闭（/setprivacy → Disable）"
+    },
+    "no webhook is registered with Telegram": {"zh-CN": "Telegram 上没有登记 webhook"},
+    "set webhook.url so qunyun registers it, or call setWebhook yourself": {
+        "zh-CN": "设置 webhook.url 让 qunyun 去登记，或自己调用 setWebhook"
+    },
+    "check the group's `room:` (its chat id, e.g. -1001234567890) and that the bot is in it": {
+        "zh-CN": "请检查该群的 `room:`（群的 chat id，如 -1001234567890），以及机器人是否在群里"
+    },
+    "the bot is not in this group": {"zh-CN": "机器人不在这个群里"},
+    "add the bot to the group and make it an administrator": {
+        "zh-CN": "把机器人拉进群，并设为管理员"
+    },
+    "the bot owns the group: it can do everything": {"zh-CN": "机器人是群主：什么都能做"},
+    "the bot is an administrator with the rights it needs": {
+        "zh-CN": "机器人是管理员，拥有所需的权限"
+    },
+    "not running: start `qunyun run`": {"zh-CN": "未运行：请启动 `qunyun run`"},
+    "invite the bot into the room": {"zh-CN": "请邀请机器人进入这个房间"},
+    "not running: start `qunyun run` and connect the implementation": {
+        "zh-CN": "未运行：请启动 `qunyun run` 并连接 OneBot 实现"
+    },
+    "not checked: not a QQ group/bot number": {"zh-CN": "未检查：不是 QQ 群号或机器人 QQ 号"},
+    "the bot is not in this group (or the implementation cannot tell)": {
+        "zh-CN": "机器人不在这个群里（或 OneBot 实现无法判断）"
+    },
+    "the bot is a plain member: removing, muting and deleting will fail": {
+        "zh-CN": "机器人只是普通成员：移出、禁言和撤回消息都会失败"
+    },
+    "make the bot an admin of the group, or expect admins to be asked to do it by hand": {
+        "zh-CN": "把机器人设为群管理员，否则这些操作会改为请管理员手动处理"
+    },
+    # migrate
+    "{url}: schema is current ({head}); nothing to do": {
+        "zh-CN": "{url}：数据库结构已是最新（{head}），无需操作"
+    },
+    "{url}: schema {before} → {after} (head {head})": {
+        "zh-CN": "{url}：数据库结构 {before} → {after}（最新 {head}）"
+    },
+    "empty": {"zh-CN": "空"},
+    # init
+    "wrote {path} ({lang})": {"zh-CN": "已写入 {path}（{lang}）"},
+    "the previous file is now {path}": {"zh-CN": "原来的文件已改名为 {path}"},
+    "1 community, {groups} groups, {n} playbooks: {names}": {
+        "zh-CN": "1 个社群，{groups} 个群，{n} 个玩法：{names}"
+    },
+    "next:": {"zh-CN": "下一步："},
+    "edit {path}": {"zh-CN": "编辑 {path}"},
+    # export
+    "wrote {n} members to {path}": {"zh-CN": "已把 {n} 位成员写入 {path}"},
+    "wrote {n} actions to {path}": {"zh-CN": "已把 {n} 条动作写入 {path}"},
+    "wrote {n} groups to {path}": {"zh-CN": "已把 {n} 个群写入 {path}"},
+    "wrote {n} postings to {path}": {"zh-CN": "已把 {n} 条分录写入 {path}"},
+    "wrote {n} accounts and transactions to {path}": {"zh-CN": "已把 {n} 个账户和交易写入 {path}"},
+    # replay progress
+    "replay": {"zh-CN": "重放"},
 }
 
 

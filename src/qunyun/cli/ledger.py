@@ -54,6 +54,8 @@ _LABELS: dict[str, str] = {
     "amount": "金额",
     "no accounts": "没有账户",
     "no accounts match {account}": "没有与 {account} 匹配的账户",
+    # an account's kind ("community" and "member" are above)
+    "system": "系统",
 }
 
 
@@ -263,7 +265,7 @@ def ledger_command(
             table.add_column(_t(col), justify="right" if col == "balance" else "left", overflow="fold")
         for a in accounts:
             who = (a["member"]["name"] or a["member"]["user_id"]) if a["member"] else ""
-            table.add_row(escape(a["community"]), escape(a["code"]), a["kind"], escape(who or ""), a["currency"],
+            table.add_row(escape(a["community"]), escape(a["code"]), _t(a["kind"]), escape(who or ""), a["currency"],
                           amount_text(a["balance"], a["currency"]))
         out.print(table)
         return

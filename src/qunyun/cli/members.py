@@ -83,6 +83,10 @@ _ZH = {
         "{pid} 合并数据失败（已回滚，失败记录见 failures）",
     "unlinked {id}: its next events make a new member": "已解除 {id} 的关联：它之后的消息将算作新成员",
     "{who}: {n} id(s)": "{who}：共 {n} 个 ID",
+    # a membership's status
+    "active": "在群",
+    "left": "已退群",
+    "removed": "已移出",
 }
 
 
@@ -275,7 +279,7 @@ def show_command(
     add("title", row.get("title"))
     add("first seen", row.get("first_seen_at"))
     add("last seen", row.get("last_seen_at"))
-    add("groups", ", ".join(f"{ms['group']} ({ms['status']})" for ms in data["memberships"]))
+    add("groups", ", ".join(f"{ms['group']} ({_t(ms['status'])})" for ms in data["memberships"]))
     points = sum(a["balance"] for a in data["ledger"]["accounts"] if a["currency"] == "POINTS")
     add("points", points)
     add("messages", len(data["messages"]))

@@ -44,7 +44,7 @@ def replay(
     migrate(engine)
     size = events.stat().st_size
     with Progress(
-        TextColumn("[bold]replay[/]"),
+        TextColumn(f"[bold]{tr('replay')}[/]"),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),

@@ -26,6 +26,8 @@ _WORDS: dict[str, dict[str, str]] = {
     "metrics": {"zh-CN": "计算指标", "en": "metrics"},
     "files": {"zh-CN": "生成文件", "en": "files"},
     "time": {"zh-CN": "用时", "en": "time"},
+    "s": {"zh-CN": "秒", "en": "s"},
+    "note": {"zh-CN": "注意", "en": "note"},
 }
 
 
@@ -108,7 +110,8 @@ def report_command(
     for path in written.files:
         table.add_row(escape(path.name), f"{path.stat().st_size:,}")
     metrics_s = sum(rep.timings.values())
-    table.caption = f"{_w('time', ui)}: {_w('metrics', ui)} {metrics_s:.2f} s · {_w('files', ui)} {written.seconds:.2f} s"
+    s = _w("s", ui)
+    table.caption = f"{_w('time', ui)}: {_w('metrics', ui)} {metrics_s:.2f} {s} · {_w('files', ui)} {written.seconds:.2f} {s}"
     out_console.print(table)
     for note in rep.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        console.print(f"[yellow]{_w('note', ui)}:[/] {escape(note)}", highlight=False)

@@ -71,6 +71,7 @@ _LABELS: dict[str, str] = {
     "the group was told": "已在群里通知",
     "session {id}: stage {stage} updated": "分享会 {id}：环节 {stage} 已更新",
     "the summary went to the admins": "总结草稿已发给管理员",
+    "{minutes} min": "{minutes} 分钟",
 }
 
 
@@ -195,7 +196,8 @@ def show_command(
         out.print_json(json.dumps(s, ensure_ascii=False))
         return
     out.print(escape(_t("Session {id}: {topic}", id=s["id"], topic=s["topic"])), highlight=False)
-    out.print(escape(f"{_t('when')}: {s['local']} ({s['duration']} min) · {_t('group')}: {s['group']} · "
+    minutes = _t("{minutes} min", minutes=s["duration"])
+    out.print(escape(f"{_t('when')}: {s['local']} ({minutes}) · {_t('group')}: {s['group']} · "
                      f"{_t('status')}: {_status(s['status'])}"), highlight=False)
     out.print(escape(f"{_t('speaker')}: {s['speaker_name']} · {_t('host')}: {s['host_name']}"), highlight=False)
     table = Table()

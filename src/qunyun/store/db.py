@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from qunyun.core.errors import StoreError
+from qunyun.core.errors import Msg, StoreError
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
@@ -72,8 +72,8 @@ def open_engine(url: str | None = None, *, echo: bool = False, deferred: bool = 
         parsed = make_url(resolved)
     except ArgumentError:
         raise StoreError(
-            f"not a database URL: {resolved!r}",
-            hint="use sqlite:///path/to/qunyun.db or postgresql+psycopg://user@host/db",
+            Msg("not a database URL: {url!r}", url=resolved),
+            hint=Msg("use sqlite:///path/to/qunyun.db or postgresql+psycopg://user@host/db"),
         ) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -88,8 +88,8 @@ def open_engine(url: str | None = None, *, echo: bool = False, deferred: bool = 
     if parsed.get_backend_name() == "postgresql":
         return create_engine(resolved, echo=echo, pool_pre_ping=True)
     raise StoreError(
-        f"unsupported database {parsed.get_backend_name()!r}",
-        hint="qunyun runs on SQLite (embedded) and PostgreSQL",
+        Msg("unsupported database {backend!r}", backend=parsed.get_backend_name()),
+        hint=Msg("qunyun runs on SQLite (embedded) and PostgreSQL"),
     )
 
 
@@ -117,7 +117,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     try:
         command.upgrade(alembic_config(engine), revision)
     except OperationalError as exc:
-        raise StoreError(f"cannot migrate {engine.url!r}: {exc.orig}") from None
+        raise StoreError(Msg("cannot migrate {url!r}: {error}", url=engine.url, error=exc.orig)) from None
 
 
 def schema_status(engine: Engine) -> tuple[str | None, str]:
@@ -129,8 +129,8 @@ def schema_status(engine: Engine) -> tuple[str | None, str]:
             current = MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
         raise StoreError(
-            f"cannot open database {engine.url!r}: {exc.orig}",
-            hint="check the URL, that the server is running, and that you may connect",
+            Msg("cannot open database {url!r}: {error}", url=engine.url, error=exc.orig),
+            hint=Msg("check the URL, that the server is running, and that you may connect"),
         ) from None
     return current, head
 
@@ -139,6 +139,6 @@ def require_current(engine: Engine) -> None:
     current, head = schema_status(engine)
     if current != head:
         raise StoreError(
-            f"database schema is at {current or 'nothing'}, qunyun needs {head}",
-            hint="run `qunyun migrate` (with the same --db)",
+            Msg("database schema is at {current}, qunyun needs {head}", current=current or Msg("nothing (never migrated)"), head=head),
+            hint=Msg("run `qunyun migrate` (with the same --db)"),
         )
