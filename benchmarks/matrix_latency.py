@@ -26,9 +26,10 @@ The runtime delivers up to ``--concurrency`` actions at once, each of a
 different room (a room's answers go out in order).
 
 The people are a separate process (``PUT /send`` with plain aiohttp, as
-their own clients would be), so their CPU is not the bot's; Synapse needs
-``psycopg2`` for PostgreSQL: ``--synapse-python`` names an interpreter that
-has it (``pip install psycopg2-binary`` there).
+their own clients would be), so their CPU is not the bot's. Synapse needs
+``psycopg2`` for PostgreSQL and ``txredisapi`` for its workers; the test
+extras (``pip install -e '.[test]'``) bring both, and ``--synapse-python``
+can name another interpreter that has them.
 
 For each event it measures, on one monotonic clock (shared by the
 processes), **handled**: the person starts sending → the engine committed
