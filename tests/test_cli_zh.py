@@ -112,7 +112,7 @@ def test_doctor_all_good_and_on_an_unmigrated_database(tmp_path: Path, db_url: s
     assert "(head)" in en and "all checks passed" in en
 
 
-def test_doctor_shows_the_adapters_fixed_notes_in_chinese(
+def test_doctor_shows_the_adapters_checks_in_chinese(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, telegram_peer: Any
 ) -> None:
     url = migrated(f"sqlite:///{tmp_path / 'q.db'}")
@@ -123,10 +123,48 @@ def test_doctor_shows_the_adapters_fixed_notes_in_chinese(
     config = telegram_config(tmp_path, url, telegram_peer.base)
     zh = flat(run("zh-CN", "doctor", "--config", str(config), code=1).output)
     assert "隐私模式已开启" in zh and "机器人不在这个群里" in zh and "把机器人拉进群，并设为管理员" in zh
-    assert "privacy mode is on" not in zh and "add the bot to the group" not in zh
+    # sentences and check names that carry data, too
+    assert f"telegram（Telegram） │ 已连接，身份为 @qunyun_bot（id {BOT_ID}）" in zh
+    assert "telegram 群 admins │ 机器人是管理员，拥有所需的权限" in zh
+    assert "telegram 群 main: 把机器人拉进群" in zh and "✗ 1 项检查未通过：telegram 群 main" in zh
+    for english in ("privacy mode is on", "add the bot to the group", "connected as", "telegram group", "(Telegram)"):
+        assert english not in zh, english
     en = flat(run("en", "doctor", "--config", str(config), code=1).output)
     assert "privacy mode is on" in en and "the bot is not in this group" in en
     assert "add the bot to the group and make it an administrator" in en
+    assert f"telegram (Telegram) │ connected as @qunyun_bot (id {BOT_ID})" in en
+    assert "telegram group admins │ the bot is an administrator with the rights it needs" in en
+    assert "✗ 1 check failed: telegram group main" in en
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in en), en
+
+
+def test_doctor_lists_missing_rights_in_the_operators_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, telegram_peer: Any
+) -> None:
+    url = migrated(f"sqlite:///{tmp_path / 'q.db'}")
+    monkeypatch.setenv("QUNYUN_TEST_TG_TOKEN", TG_TOKEN)
+    telegram_peer.members[(-1001234567890, BOT_ID)] = {
+        "user": {"id": BOT_ID, "is_bot": True, "first_name": "qunyun"}, "status": "administrator",
+        "can_delete_messages": True,
+    }
+    config = telegram_config(tmp_path, url, telegram_peer.base)
+    zh = flat(run("zh-CN", "doctor", "--config", str(config), code=1).output)
+    assert "机器人是管理员，但缺少 can_invite_users、can_pin_messages、can_restrict_members 权限" in zh
+    assert "invite、mute、pin、remove 在这里会失败；请在群的管理员设置里授予这些权限" in zh
+    en = flat(run("en", "doctor", "--config", str(config), code=1).output)
+    assert "the bot is an administrator without can_invite_users, can_pin_messages, can_restrict_members" in en
+    assert "invite, mute, pin, remove will fail here; grant the rights in the group's admin settings" in en
+
+
+def test_a_listing_joins_and_translates_its_items() -> None:
+    from qunyun.adapters.base import listing
+    from qunyun.core.errors import Msg
+
+    items = listing([Msg("{what} (needs {level})", what=Msg("remove members"), level=50), "x", Msg("pin")])
+    assert items == "remove members (needs 50), x, pin"
+    assert Msg("the bot's power level {level} is too low to {missing}", level=0, missing=items).in_lang("zh-CN") \
+        == "机器人的权限等级 0 太低，无法移出成员（需要 50）、x、置顶"
+    assert listing(["only"]) == "only" and listing([]) == ""
 
 
 @pytest.fixture
@@ -261,3 +299,30 @@ def test_report_timings(community: list[str], tmp_path: Path) -> None:
     assert "用时: 计算指标 " in zh and " 秒 · " in zh and not zh.rstrip().endswith(" s")
     en = flat(run("en", *args, "--out", str(tmp_path / "en")).output)
     assert "time: metrics " in en and " s · files " in en
+
+
+# ------------------------------------------------------------ demo and import
+
+
+def test_the_demo_refuses_in_its_language(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    small = ("demo", "--groups", "1", "--members", "5", "--days", "1", "--no-console", "--out", str(a_file))
+    zh = flat(run("en", *small, "--lang", "zh-CN", code=2).output)
+    assert "错误: " in zh and "exists and is not a directory 提示: choose another --out" in zh
+    assert "error:" not in zh and "hint:" not in zh
+    en = flat(run("zh-CN", *small, "--lang", "en", code=2).output)
+    assert "error: " in en and "exists and is not a directory hint: choose another --out" in en
+    assert "错误" not in en
+    assert a_file.read_text() == "x"
+
+
+def test_import_names_a_problem_in_the_operators_language(tmp_path: Path) -> None:
+    later, earlier = tmp_path / "a.txt", tmp_path / "b.txt"
+    later.write_text("[2024-03-05 10:00:00] <lin> later message\n", encoding="utf-8")
+    earlier.write_text("[2024-03-05 09:00:00] <qing> earlier message\n", encoding="utf-8")
+    args = ("import", "gitter", str(later), str(earlier), "-g", "room", "--window", "0", "--batch", "1", "-q")
+    zh = run("zh-CN", *args, "--db", f"sqlite:///{tmp_path / 'zh.db'}").output
+    assert zh.startswith("乱序（已写入） gitter:room:"), zh
+    en = run("en", *args, "--db", f"sqlite:///{tmp_path / 'en.db'}").output
+    assert en.startswith("late gitter:room:"), en

@@ -14,7 +14,9 @@ homeserver, the Telegram Bot API…) to the runtime:
   ``failed`` (permanently, with the platform's reason — e.g. no permission).
 - ``capabilities`` are the action types it can perform; the engine
   downgrades the others to a note for the admins and records the downgrade.
-- ``await check()`` returns :class:`DoctorCheck` rows for ``qunyun doctor``.
+- ``await check()`` returns :class:`DoctorCheck` rows for ``qunyun doctor``,
+  their texts written as :class:`~qunyun.core.errors.Msg` (data as values) so
+  doctor shows them in the operator's language.
 - ``await stop()`` closes connections and servers.
 
 Shared helpers: :class:`RateLimiter` (token buckets per group and overall,
@@ -31,11 +33,11 @@ import math
 import random
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from qunyun.core.errors import EventError
+from qunyun.core.errors import EventError, Msg
 from qunyun.core.events import BaseEvent, parse_event
 
 log = logging.getLogger("qunyun.adapters")
@@ -83,12 +85,29 @@ class DeliveryResult:
 
 @dataclass
 class DoctorCheck:
-    """One line of ``qunyun doctor``: True passed, False failed, None not checked."""
+    """One line of ``qunyun doctor``: True passed, False failed, None not checked.
+
+    ``name``, ``detail`` and ``notes`` are English; written as ``Msg("template",
+    **data)`` with a zh-CN entry in ``core/locales/errors_adapters.yaml`` they are
+    shown in the operator's language (a plain str, e.g. a platform's own error
+    text, is shown as it is).
+    """
 
     name: str
     ok: bool | None
     detail: str
     notes: list[str] = field(default_factory=list)
+
+
+def listing(items: Iterable[str]) -> str:
+    """``a, b, c`` as a :class:`Msg`, so zh-CN joins the items with ``、`` (and translates those that are Msg)."""
+    parts = list(items)
+    if not parts:
+        return ""
+    joined = parts[-1]
+    for item in reversed(parts[:-1]):
+        joined = Msg("{item}, {rest}", item=item, rest=joined)
+    return joined
 
 
 @dataclass(frozen=True)
@@ -302,4 +321,5 @@ __all__ = [
     "RateLimiter",
     "Sink",
     "Sleep",
+    "listing",
 ]

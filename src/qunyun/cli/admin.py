@@ -545,8 +545,10 @@ async def _adapter_checks(adapter: Any, wait: float) -> list[Check]:
         except Exception as exc:  # an adapter's bug must not hide the other checks
             error = f"{type(exc).__name__}: {exc}"
             return [Check(name, False, tr("the check failed: {error}", error=error))]
-        # the adapters write English; their fixed sentences have entries in the CLI's table
-        return [Check(c.name, c.ok, tr(c.detail), [tr(n) for n in c.notes]) for c in found]
+        # the adapters write Msg texts (English, with their zh-CN in core/locales/errors_adapters.yaml)
+        lang = cli_lang()
+        return [Check(in_lang(c.name, lang) or "", c.ok, in_lang(c.detail, lang) or "", [in_lang(n, lang) or "" for n in c.notes])
+                for c in found]
     finally:
         if started or not isinstance(adapter, (OneBotAdapter, MatrixAdapter)):
             with contextlib.suppress(Exception):

@@ -33,6 +33,9 @@ LABELS: dict[str, dict[str, str]] = {
         "console_login": "登录",
         "console_later": "以后再打开：",
         "console_stop": "按 Ctrl+C 停止。",
+        "error": "错误",
+        "port_in_use": "127.0.0.1 的端口 {port} 已被占用；"
+        "请用 --port 运行 `qunyun console --config {config}`，或用 --port 运行演示",
         "day": "第 {day} 天",
         "overview": "概况",
         "events": "事件",
@@ -210,6 +213,9 @@ LABELS: dict[str, dict[str, str]] = {
         "console_login": "Sign in",
         "console_later": "Open it again later:",
         "console_stop": "Press Ctrl+C to stop.",
+        "error": "error",
+        "port_in_use": "port {port} on 127.0.0.1 is in use; "
+        "run `qunyun console --config {config}` with --port, or the demo with --port",
         "day": "day {day}",
         "overview": "Overview",
         "events": "Events",
@@ -465,7 +471,7 @@ def demo(
                 commands=commands,
             )
     except QunyunError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[bold red]{t['error']}:[/] {escape(exc.localized(locale))}", highlight=False)
         raise typer.Exit(2) from None
     render(console, run, locale, seed=seed, groups=groups, members=members, days=days)
     if console_:
@@ -501,19 +507,16 @@ def serve_demo_console(console: Console, run: DemoRun, locale: str, port: int) -
     from qunyun.cli.console import serve_console
     from qunyun.config.model import load_settings
 
+    t = LABELS[locale]
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
-            Console(stderr=True).print(
-                f"[bold red]error:[/] port {port} on 127.0.0.1 is in use; "
-                f"run `qunyun console --config {run.config_path}` with --port, or the demo with --port",
-                highlight=False,
-            )
+            problem = t["port_in_use"].format(port=port, config=run.config_path)
+            Console(stderr=True).print(f"[bold red]{t['error']}:[/] {escape(problem)}", highlight=False)
             raise typer.Exit(2) from None
     community = next(iter(load_settings(str(run.config_path)).communities))
     user, password = demo_login(run.db_url, community)
-    t = LABELS[locale]
     url = f"http://127.0.0.1:{port}/"
     console.print()
     console.print(f"[bold]{t['console_title']}[/] {url}", highlight=False)

@@ -97,45 +97,6 @@ _TEXTS: dict[str, dict[str, str]] = {
     "cannot connect: {error}": {"zh-CN": "无法连接：{error}"},
     "no answer within {s:g} s": {"zh-CN": "{s:g} 秒内没有应答"},
     "the check failed: {error}": {"zh-CN": "检查出错：{error}"},
-    # the adapters' fixed check results and notes (their other sentences carry data)
-    "check the variable named by token_env; @BotFather shows the token (/token)": {
-        "zh-CN": "请检查 token_env 指定的环境变量；@BotFather 可以查看令牌（/token）"
-    },
-    "privacy mode is on: in groups where it is not an administrator the bot sees only commands, "
-    "replies and mentions; turn it off in @BotFather (/setprivacy → Disable)": {
-        "zh-CN": "隐私模式已开启：在机器人不是管理员的群里，它只能看到命令、回复和 @ 它的消息；"
-        "请在 @BotFather 里关闭（/setprivacy → Disable）"
-    },
-    "no webhook is registered with Telegram": {"zh-CN": "Telegram 上没有登记 webhook"},
-    "set webhook.url so qunyun registers it, or call setWebhook yourself": {
-        "zh-CN": "设置 webhook.url 让 qunyun 去登记，或自己调用 setWebhook"
-    },
-    "check the group's `room:` (its chat id, e.g. -1001234567890) and that the bot is in it": {
-        "zh-CN": "请检查该群的 `room:`（群的 chat id，如 -1001234567890），以及机器人是否在群里"
-    },
-    "the bot is not in this group": {"zh-CN": "机器人不在这个群里"},
-    "add the bot to the group and make it an administrator": {
-        "zh-CN": "把机器人拉进群，并设为管理员"
-    },
-    "the bot owns the group: it can do everything": {"zh-CN": "机器人是群主：什么都能做"},
-    "the bot is an administrator with the rights it needs": {
-        "zh-CN": "机器人是管理员，拥有所需的权限"
-    },
-    "not running: start `qunyun run`": {"zh-CN": "未运行：请启动 `qunyun run`"},
-    "invite the bot into the room": {"zh-CN": "请邀请机器人进入这个房间"},
-    "not running: start `qunyun run` and connect the implementation": {
-        "zh-CN": "未运行：请启动 `qunyun run` 并连接 OneBot 实现"
-    },
-    "not checked: not a QQ group/bot number": {"zh-CN": "未检查：不是 QQ 群号或机器人 QQ 号"},
-    "the bot is not in this group (or the implementation cannot tell)": {
-        "zh-CN": "机器人不在这个群里（或 OneBot 实现无法判断）"
-    },
-    "the bot is a plain member: removing, muting and deleting will fail": {
-        "zh-CN": "机器人只是普通成员：移出、禁言和撤回消息都会失败"
-    },
-    "make the bot an admin of the group, or expect admins to be asked to do it by hand": {
-        "zh-CN": "把机器人设为群管理员，否则这些操作会改为请管理员手动处理"
-    },
     # migrate
     "{url}: schema is current ({head}); nothing to do": {
         "zh-CN": "{url}：数据库结构已是最新（{head}），无需操作"

@@ -32,6 +32,7 @@ _ZH: dict[str, str] = {
     "stored": "已写入",
     "already there (skipped)": "已存在（跳过）",
     "out of order (stored)": "乱序（已写入）",
+    "late": "乱序（已写入）",
     "rejected": "被拒绝",
     "failed": "失败",
     "bad rows (skipped)": "坏行（已跳过）",
@@ -139,7 +140,7 @@ def import_command(
         )
     for problem in report.problems:
         colour = "yellow" if problem.status == "late" else "red"
-        out.print(f"[{colour}]{problem.status}[/] {escape(problem.key)}: {escape(problem.detail)}", highlight=False, soft_wrap=True)
+        out.print(f"[{colour}]{escape(_t(problem.status))}[/] {escape(problem.key)}: {escape(problem.detail)}", highlight=False, soft_wrap=True)
 
     title = _t("import check (dry run, nothing stored)") if dry_run else _t("import summary")
     table = Table(title=title, show_header=False)

@@ -45,9 +45,18 @@ from mautrix.api import HTTPAPI, Method
 from mautrix.api import Path as MPath
 from mautrix.errors import MatrixConnectionError, MatrixRequestError, make_request_error
 
-from qunyun.adapters.base import Adapter, Backoff, DeliveryResult, DoctorCheck, PayloadError, Sink
+from qunyun.adapters.base import (
+    Adapter,
+    Backoff,
+    DeliveryResult,
+    DoctorCheck,
+    PayloadError,
+    Sink,
+    listing,
+)
 from qunyun.adapters.matrix import mapping
 from qunyun.adapters.matrix.settings import MatrixSettings
+from qunyun.core.errors import Msg
 
 log = logging.getLogger("qunyun.adapters.matrix")
 
@@ -588,11 +597,7 @@ class MatrixAdapter(Adapter):
             return DeliveryResult.failed(f"malformed {kind} action: {exc}")
 
     def _removed_result(self, room: str) -> DeliveryResult:
-        r = self.removed[room]
-        return DeliveryResult.failed(
-            f"the bot was {'banned' if r.ban else 'removed'} from {room} by {r.by}"
-            + (f" ({r.reason})" if r.reason else "") + "; invite it back to act there"
-        )
+        return DeliveryResult.failed(str(self._removal_text(room)))
 
     def _judge(self, exc: MatrixRequestError) -> DeliveryResult:
         status = getattr(exc, "http_status", 0) or 0
@@ -730,48 +735,66 @@ class MatrixAdapter(Adapter):
     # ----------------------------------------------------------------- doctor
 
     async def check(self) -> list[DoctorCheck]:
-        name = f"{self.platform} (Matrix {self.settings.homeserver})"
+        name = Msg("{platform} (Matrix {homeserver})", platform=self.platform, homeserver=self.settings.homeserver)
         if self.api is None:
-            return [DoctorCheck(name, None, "not running: start `qunyun run`")]
+            return [DoctorCheck(name, None, Msg("not running: start `qunyun run`"))]
         try:
             who = await self._call(Method.GET, MPath.v3.account.whoami)
         except MatrixRequestError as exc:
-            return [DoctorCheck(name, False, f"the homeserver refuses the bot: {exc.errcode} {exc.message}")]
+            return [DoctorCheck(name, False, Msg("the homeserver refuses the bot: {errcode} {error}",
+                                                 errcode=exc.errcode, error=exc.message))]
         except (MatrixConnectionError, ClientError, TimeoutError, OSError) as exc:
-            return [DoctorCheck(name, False, f"homeserver unreachable: {exc}")]
-        checks = [DoctorCheck(name, True, f"logged in as {who.get('user_id')}")]
+            return [DoctorCheck(name, False, Msg("homeserver unreachable: {error}", error=str(exc)))]
+        checks = [DoctorCheck(name, True, Msg("logged in as {user}", user=who.get("user_id")))]
         for configured, group in sorted(self.rooms.items()):
             checks.append(await self._check_room(self._aliases.get(configured, configured), configured, group))
         return checks
 
     async def _check_room(self, room: str, configured: str, group: str) -> DoctorCheck:
-        name = f"{self.platform} room {group}"
+        name = Msg("{platform} room {group}", platform=self.platform, group=group)
         if room in self.removed:
-            return DoctorCheck(name, False, self._removed_result(room).reason)
-        if configured in self.join_problems:
-            return DoctorCheck(name, False, self.join_problems[configured], ["invite the bot into the room"])
+            return DoctorCheck(name, False, self._removal_text(room))
+        if configured in self.join_problems:  # the homeserver's words, as `qunyun run` logged them
+            return DoctorCheck(name, False, self.join_problems[configured], [Msg("invite the bot into the room")])
         try:
             levels = await self._call(Method.GET, MPath.v3.rooms[room].state["m.room.power_levels"])
         except MatrixRequestError as exc:
-            return DoctorCheck(name, False, f"cannot read the room: {exc.errcode} {exc.message}")
+            return DoctorCheck(name, False, Msg("cannot read the room: {errcode} {error}",
+                                                errcode=exc.errcode, error=exc.message))
         except (MatrixConnectionError, ClientError, TimeoutError, OSError) as exc:
-            return DoctorCheck(name, False, f"homeserver unreachable: {exc}")
+            return DoctorCheck(name, False, Msg("homeserver unreachable: {error}", error=str(exc)))
         users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
         mine = int(users.get(self.user_id, levels.get("users_default", 0)))
         state_default = int(levels.get("state_default", 50))
         events = levels.get("events") if isinstance(levels.get("events"), dict) else {}
         needs = {
-            "remove members": int(levels.get("kick", 50)),
-            "delete messages": int(levels.get("redact", 50)),
-            "invite": int(levels.get("invite", 0)),
-            "pin": int(events.get("m.room.pinned_events", state_default)),
-            "post": int(events.get("m.room.message", levels.get("events_default", 0))),
+            Msg("remove members"): int(levels.get("kick", 50)),
+            Msg("delete messages"): int(levels.get("redact", 50)),
+            Msg("invite"): int(levels.get("invite", 0)),
+            Msg("pin"): int(events.get("m.room.pinned_events", state_default)),
+            Msg("post"): int(events.get("m.room.message", levels.get("events_default", 0))),
         }
-        missing = [f"{what} (needs {level})" for what, level in needs.items() if mine < level]
+        missing = [Msg("{what} (needs {level})", what=what, level=level) for what, level in needs.items() if mine < level]
         if missing:
-            return DoctorCheck(name, False, f"the bot's power level {mine} is too low to " + ", ".join(missing),
-                               [f"give {self.user_id} power level {max(needs.values())} (moderator) in {configured}"])
-        return DoctorCheck(name, True, f"joined, power level {mine}: it can post, remove, delete, invite and pin")
+            return DoctorCheck(name, False, Msg("the bot's power level {level} is too low to {missing}",
+                                                level=mine, missing=listing(missing)),
+                               [Msg("give {user} power level {level} (moderator) in {room}",
+                                    user=self.user_id, level=max(needs.values()), room=configured)])
+        return DoctorCheck(name, True, Msg("joined, power level {level}: it can post, remove, delete, invite and pin",
+                                           level=mine))
+
+    def _removal_text(self, room: str) -> Msg:
+        """Why nothing can be done in ``room``: the bot was removed (for a failed delivery and for doctor)."""
+        r = self.removed[room]
+        if r.ban:
+            if r.reason:
+                return Msg("the bot was banned from {room} by {by} ({reason}); invite it back to act there",
+                           room=room, by=r.by, reason=r.reason)
+            return Msg("the bot was banned from {room} by {by}; invite it back to act there", room=room, by=r.by)
+        if r.reason:
+            return Msg("the bot was removed from {room} by {by} ({reason}); invite it back to act there",
+                       room=room, by=r.by, reason=r.reason)
+        return Msg("the bot was removed from {room} by {by}; invite it back to act there", room=room, by=r.by)
 
 
 __all__ = ["Gap", "MatrixAdapter", "Removal"]

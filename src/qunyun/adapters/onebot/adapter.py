@@ -45,6 +45,7 @@ from qunyun.adapters.base import (
 )
 from qunyun.adapters.onebot import mapping
 from qunyun.core.clock import Clock, SystemClock
+from qunyun.core.errors import Msg
 
 log = logging.getLogger("qunyun.adapters.onebot")
 
@@ -397,39 +398,42 @@ class OneBotAdapter(Adapter):
 
     async def check(self) -> list[DoctorCheck]:
         opts = self.options
-        name = f"{self.platform} (OneBot {opts.version})"
+        name = Msg("{platform} (OneBot {version})", platform=self.platform, version=opts.version)
         if self._runner is None:
-            return [DoctorCheck(name, None, "not running: start `qunyun run` and connect the implementation")]
+            return [DoctorCheck(name, None, Msg("not running: start `qunyun run` and connect the implementation"))]
         if not self.connected:
-            return [DoctorCheck(name, False, f"listening on port {self.port}, but no implementation is connected",
-                                [f"point the implementation's reverse WebSocket at ws://{opts.host}:{self.port}{opts.ws_path}"])]
+            return [DoctorCheck(name, False, Msg("listening on port {port}, but no implementation is connected",
+                                                 port=self.port),
+                                [Msg("point the implementation's reverse WebSocket at ws://{host}:{port}{path}",
+                                     host=opts.host, port=self.port, path=opts.ws_path)])]
         checks: list[DoctorCheck] = []
         try:
             info = await self.call("get_login_info" if opts.version == 11 else "get_self_info", {})
             data = info.get("data") if isinstance(info, dict) else None
             who = data.get("user_id") if isinstance(data, dict) else "?"
-            checks.append(DoctorCheck(name, True, f"connected as {who}"))
+            checks.append(DoctorCheck(name, True, Msg("connected as {who}", who=who)))
         except (ConnectionError, TimeoutError) as exc:
-            return [DoctorCheck(name, False, f"connected, but the implementation does not answer: {exc}")]
+            return [DoctorCheck(name, False, Msg("connected, but the implementation does not answer: {error}",
+                                                 error=str(exc)))]
         if opts.version == 11:
             for room, group in sorted(self.rooms.items()):
                 checks.append(await self._check_admin(room, group, str(who)))
         return checks
 
     async def _check_admin(self, room: str, group: str, me: str) -> DoctorCheck:
-        name = f"{self.platform} group {group}"
+        name = Msg("{platform} group {group}", platform=self.platform, group=group)
         if not room.isdigit() or not me.isdigit():
-            return DoctorCheck(name, None, "not checked: not a QQ group/bot number")
+            return DoctorCheck(name, None, Msg("not checked: not a QQ group/bot number"))
         try:
             resp = await self.call("get_group_member_info", {"group_id": int(room), "user_id": int(me), "no_cache": True})
         except (ConnectionError, TimeoutError) as exc:
-            return DoctorCheck(name, False, f"no answer: {exc}")
+            return DoctorCheck(name, False, Msg("no answer: {error}", error=str(exc)))
         data = resp.get("data") if isinstance(resp, dict) else None
         role = data.get("role") if isinstance(data, dict) else None
         if role in ("owner", "admin"):
-            return DoctorCheck(name, True, f"the bot is {role}: it can remove, mute and delete")
+            return DoctorCheck(name, True, Msg("the bot is {role}: it can remove, mute and delete", role=role))
         if role is None:
-            return DoctorCheck(name, False, "the bot is not in this group (or the implementation cannot tell)")
-        return DoctorCheck(name, False, "the bot is a plain member: removing, muting and deleting will fail",
-                           ["make the bot an admin of the group, or expect admins to be asked to do it by hand"])
+            return DoctorCheck(name, False, Msg("the bot is not in this group (or the implementation cannot tell)"))
+        return DoctorCheck(name, False, Msg("the bot is a plain member: removing, muting and deleting will fail"),
+                           [Msg("make the bot an admin of the group, or expect admins to be asked to do it by hand")])
 

@@ -58,10 +58,12 @@ from qunyun.adapters.base import (
     PayloadError,
     Sink,
     Sleep,
+    listing,
 )
 from qunyun.adapters.telegram import mapping
 from qunyun.adapters.telegram.settings import TelegramOptions
 from qunyun.core.clock import Clock, SystemClock
+from qunyun.core.errors import Msg
 from qunyun.core.text import display_name
 
 log = logging.getLogger("qunyun.adapters.telegram")
@@ -581,19 +583,21 @@ class TelegramAdapter(Adapter):
     # ----------------------------------------------------------------- doctor
 
     async def check(self) -> list[DoctorCheck]:
-        name = f"{self.platform} (Telegram)"
+        name = Msg("{platform} (Telegram)", platform=self.platform)
         try:
             me = await self.bot.get_me()
         except (TelegramUnauthorizedError, TelegramNotFound) as exc:
-            return [DoctorCheck(name, False, f"the bot token is refused: {exc.message}",
-                                ["check the variable named by token_env; @BotFather shows the token (/token)"])]
+            return [DoctorCheck(name, False, Msg("the bot token is refused: {error}", error=exc.message),
+                                [Msg("check the variable named by token_env; @BotFather shows the token (/token)")])]
         except (TelegramAPIError, ClientDecodeError) as exc:
-            return [DoctorCheck(name, False, f"cannot reach the Bot API at {self.options.api_base}: {exc}")]
-        notes = []
+            return [DoctorCheck(name, False, Msg("cannot reach the Bot API at {api}: {error}",
+                                                 api=self.options.api_base, error=str(exc)))]
+        notes: list[str] = []
         if not me.can_read_all_group_messages:
-            notes.append("privacy mode is on: in groups where it is not an administrator the bot sees only commands, "
-                         "replies and mentions; turn it off in @BotFather (/setprivacy → Disable)")
-        checks = [DoctorCheck(name, True, f"connected as @{me.username or me.first_name} (id {me.id})", notes)]
+            notes.append(Msg("privacy mode is on: in groups where it is not an administrator the bot sees only "
+                             "commands, replies and mentions; turn it off in @BotFather (/setprivacy → Disable)"))
+        connected = Msg("connected as @{bot} (id {id})", bot=me.username or me.first_name, id=me.id)
+        checks = [DoctorCheck(name, True, connected, notes)]
         if self.options.mode == "webhook":
             checks.append(await self._check_webhook())
         for room, group in sorted(self.rooms.items(), key=lambda kv: kv[1]):
@@ -601,55 +605,62 @@ class TelegramAdapter(Adapter):
         return checks
 
     async def _check_webhook(self) -> DoctorCheck:
-        name = f"{self.platform} webhook"
+        name = Msg("{platform} webhook", platform=self.platform)
         try:
             info = await self.bot.get_webhook_info()
         except TelegramAPIError as exc:
-            return DoctorCheck(name, False, f"getWebhookInfo failed: {exc.message}")
+            return DoctorCheck(name, False, Msg("getWebhookInfo failed: {error}", error=exc.message))
         want = self.options.webhook_url
         if not info.url:
-            return DoctorCheck(name, False, "no webhook is registered with Telegram",
-                               ["set webhook.url so qunyun registers it, or call setWebhook yourself"])
+            return DoctorCheck(name, False, Msg("no webhook is registered with Telegram"),
+                               [Msg("set webhook.url so qunyun registers it, or call setWebhook yourself")])
         if want and info.url != want:
-            return DoctorCheck(name, False, f"Telegram posts to {info.url}, not to the configured {want}")
+            return DoctorCheck(name, False, Msg("Telegram posts to {url}, not to the configured {want}",
+                                                url=info.url, want=want))
         if info.last_error_message:
-            return DoctorCheck(name, False, f"Telegram's last attempt to post failed: {info.last_error_message}",
-                               [f"{info.pending_update_count} updates are waiting"])
-        return DoctorCheck(name, True, f"Telegram posts to {info.url} ({info.pending_update_count} waiting)")
+            return DoctorCheck(name, False, Msg("Telegram's last attempt to post failed: {error}",
+                                                error=info.last_error_message),
+                               [Msg("{n} updates are waiting", n=info.pending_update_count)])
+        return DoctorCheck(name, True, Msg("Telegram posts to {url} ({n} waiting)",
+                                           url=info.url, n=info.pending_update_count))
 
     async def _check_group(self, room: str, group: str, me: int) -> DoctorCheck:
-        name = f"{self.platform} group {group}"
+        name = Msg("{platform} group {group}", platform=self.platform, group=group)
         removed = self.removed_from.get(room)
         try:
             member = await self.bot(_RawChatMember(chat_id=_chat_id(room), user_id=me))
         except _Unusable as exc:
             return DoctorCheck(name, False, str(exc))
         except (TelegramAPIError, ClientDecodeError) as exc:
-            return DoctorCheck(name, False, f"getChatMember failed: {getattr(exc, 'message', exc)}",
-                               ["check the group's `room:` (its chat id, e.g. -1001234567890) and that the bot is in it"])
+            return DoctorCheck(name, False, Msg("getChatMember failed: {error}", error=str(getattr(exc, "message", exc))),
+                               [Msg("check the group's `room:` (its chat id, e.g. -1001234567890) and that the bot is in it")])
         status = str(member.get("status"))
         if status in ("left", "kicked"):
-            detail = "the bot is not in this group"
-            if removed is not None:
-                detail += f" (removed at {removed.when}" + (f" by {removed.by}" if removed.by else "") + ")"
-            return DoctorCheck(name, False, detail, ["add the bot to the group and make it an administrator"])
+            if removed is None:
+                detail = Msg("the bot is not in this group")
+            elif removed.by:
+                detail = Msg("the bot is not in this group (removed at {when} by {by})", when=removed.when, by=removed.by)
+            else:
+                detail = Msg("the bot is not in this group (removed at {when})", when=removed.when)
+            return DoctorCheck(name, False, detail, [Msg("add the bot to the group and make it an administrator")])
         needs = self.needs.get(group, CAPABILITIES)
         wanted = sorted({RIGHTS[a] for a in needs if a in RIGHTS})
         if status == "creator":
-            return DoctorCheck(name, True, "the bot owns the group: it can do everything")
+            return DoctorCheck(name, True, Msg("the bot owns the group: it can do everything"))
         if status == "administrator":
             missing = [r for r in wanted if member.get(r) is not True]
             if not missing:
-                return DoctorCheck(name, True, "the bot is an administrator with the rights it needs")
+                return DoctorCheck(name, True, Msg("the bot is an administrator with the rights it needs"))
             fails = sorted(a for a in needs if RIGHTS.get(a) in missing)
-            return DoctorCheck(name, False, f"the bot is an administrator without {', '.join(missing)}",
-                               [f"{', '.join(fails)} will fail here; grant the rights in the group's admin settings"])
+            return DoctorCheck(name, False, Msg("the bot is an administrator without {rights}", rights=listing(missing)),
+                               [Msg("{actions} will fail here; grant the rights in the group's admin settings",
+                                    actions=listing(fails))])
         if not wanted:
-            return DoctorCheck(name, True, f"the bot is a {status}; nothing here needs more")
+            return DoctorCheck(name, True, Msg("the bot is a {status}; nothing here needs more", status=status))
         return DoctorCheck(
-            name, False, f"the bot is a {status}, not an administrator",
-            [f"{', '.join(sorted(a for a in needs if a in RIGHTS))} will fail, and Telegram sends join/leave and "
-             "reaction updates only to administrators; make the bot an administrator"],
+            name, False, Msg("the bot is a {status}, not an administrator", status=status),
+            [Msg("{actions} will fail, and Telegram sends join/leave and reaction updates only to administrators; "
+                 "make the bot an administrator", actions=listing(sorted(a for a in needs if a in RIGHTS)))],
         )
 
 
