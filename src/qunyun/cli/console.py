@@ -23,7 +23,7 @@ from rich.table import Table
 from qunyun.cli.admin import database_url, open_existing
 from qunyun.cli.app import app
 from qunyun.cli.common import DbOpt
-from qunyun.cli.i18n import cli_lang
+from qunyun.cli.i18n import cli_lang, tr
 from qunyun.console.accounts import ROLES, SCOPES, Accounts
 from qunyun.core.clock import SystemClock
 from qunyun.core.errors import CommandError, Msg
@@ -69,13 +69,13 @@ def _accounts(config: Path | None, db: str | None) -> Accounts:
 
 def _password(env: str | None, *, confirm: bool = True) -> str:
     if env:
-        value = os.environ.get(env)
-        if not value:
+        given = os.environ.get(env)
+        if not given:
             raise CommandError(Msg("environment variable {env} is empty or not set", env=env),
                                hint=Msg("export it, or omit --password-env to be prompted"))
-        return value
-    value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
-    return value
+        return given
+    typed: str = typer.prompt(tr("Password"), hide_input=True, confirmation_prompt=confirm)
+    return typed
 
 
 PasswordEnvOpt = Annotated[

@@ -27,6 +27,8 @@ _TEXTS: dict[str, dict[str, str]] = {
     "bad line": {"zh-CN": "坏行"},
     "and {n} more bad lines": {"zh-CN": "……另有 {n} 个坏行"},
     "{s:.1f} s ({r:,.0f} events/s)": {"zh-CN": "{s:.1f} 秒（{r:,.0f} 事件/秒）"},
+    # console accounts
+    "Password": {"zh-CN": "密码"},
     # doctor
     "adapters": {"zh-CN": "适配器"},
     "check": {"zh-CN": "检查项"},
