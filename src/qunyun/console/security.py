@@ -79,7 +79,7 @@ def cookies(scope: Scope) -> dict[str, str]:
 def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return None
 
 

@@ -169,14 +169,14 @@ def overview(call: Reader) -> dict[str, Any]:
             top10_share_now=d.top10_now, top10_share_before=d.top10_before,
             lurker_share_now=d.lurkers_now, lurker_share_before=d.lurkers_before,
             activation_now=d.activation_now, activation_before=d.activation_before),
-        alerts=[AlertOut(kind=a.kind, level=a.level, group=a.group, values=a.values,  # type: ignore[arg-type]
+        alerts=[AlertOut(kind=a.kind, level=a.level, group=a.group, values=a.values,
                          text={lang: ov.alert_text(a, lang) for lang in LANGS}) for a in health.alerts],
     ))
 
 
 def _group(r: gp.GroupRow) -> GroupOut:
     return GroupOut(key=r.key, name=r.name, platform=r.platform, members=r.members, speakers_7d=r.speakers_7d,
-                    messages_7d=r.messages_7d, active_ratio=r.active_ratio, state=r.state,  # type: ignore[arg-type]
+                    messages_7d=r.messages_7d, active_ratio=r.active_ratio, state=r.state,
                     age_days=r.age_days, last_active=r.last_active, size_bucket=r.bucket)
 
 
@@ -209,7 +209,7 @@ def group(call: Reader, key: str) -> dict[str, Any]:
         newcomer_activation=g.activation[0], lurkers=d.lurkers if d else 0,
         checkin_rate=d.checkins.rate if d else None,
         lifecycle=None if v is None else LifecycleOut(
-            state=v.state, reason=v.reason.rsplit(".", 1)[-1], last_active=v.last_active,  # type: ignore[arg-type]
+            state=v.state, reason=v.reason.rsplit(".", 1)[-1], last_active=v.last_active,
             quiet_days=v.quiet_days, speakers_last_7_days=v.recent, weekly_speakers_before=v.weeks,
             members=v.members),
         early_warning=None if risk is None else RiskOut(score=risk.score, warning=risk.score >= lc.WARN_AT,

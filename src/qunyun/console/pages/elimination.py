@@ -69,7 +69,8 @@ def batches(conn: Connection, community: str) -> list[dict[str, Any]]:
         .order_by(PS.c.updated_at.desc())
         .limit(500)
     ).all()
-    pending, done = [], []
+    pending: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
     for row in rows:
         value = dict(row.value or {})
         value["updated_at"] = row.updated_at

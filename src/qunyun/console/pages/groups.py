@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
@@ -79,7 +79,7 @@ SORTS: dict[str, Any] = {
     "state": lambda r: (STATE_RANK.get(r.state, 9), r.key),
     "age": lambda r: (r.age_days, r.key),
 }
-DEFAULT_SORT = "members"
+DEFAULT_SORT: Final = "members"
 
 
 def group_rows(conn: Connection, community: CommunitySettings, as_of: date | None,

@@ -394,9 +394,10 @@ def rows_of(conn: Connection, community: CommunitySettings, fields: Fields, ids:
     names = level_names(community, lang)
     out = []
     for mid in ids:
-        row = found.get(mid)
-        if row is None:
+        hit = found.get(mid)
+        if hit is None:
             continue
+        row = hit
         profile = _loads(row[7])
         shown = present(profile, fields, admin=admin)
         level = _level_index(_loads(row[8]))
@@ -429,7 +430,8 @@ def present(profile: Any, fields: Fields, *, admin: bool) -> dict[str, Any]:
     sharing = prof.get("sharing") if prof.get("sharing") in ("open", "community", "admins") else None
     level = sharing or fields.sharing
     full = admin or level == "open"
-    raw = prof.get("fields") if isinstance(prof.get("fields"), dict) else {}
+    given = prof.get("fields")
+    raw: dict[str, Any] = given if isinstance(given, dict) else {}
     order = {fid: i for i, fid in enumerate(fields.order)}
     shown = {
         fid: value for fid, value in sorted(raw.items(), key=lambda kv: order.get(kv[0], len(order)))
@@ -614,7 +616,8 @@ def _medal_names(community: CommunitySettings, lang: str) -> dict[str, str]:
     out = {}
     for medal in cfg.medals:
         name = medal.name
-        out[medal.id] = name if isinstance(name, str) else (name.get(lang) or name.get("en") or medal.id)  # type: ignore[union-attr]
+        texts: dict[str, str] = {} if isinstance(name, str) else {str(k): v for k, v in name.items()}
+        out[medal.id] = name if isinstance(name, str) else (texts.get(lang) or texts.get("en") or medal.id)
     return out
 
 

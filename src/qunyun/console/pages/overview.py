@@ -443,7 +443,7 @@ def health(state: ConsoleState, community: CommunitySettings) -> Health:
         with state.db.connect() as conn:
             risks = lc.young_group_risks(conn, community.id, head.as_of)
             drifted = drift(conn, community, head.as_of, head.first_day)
-        counts = dict.fromkeys(lc.STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(lc.STATES, 0)
         for s in states:
             counts[s.state] += 1
         return Health(counts, surv, drifted, alerts(head, states, risks, drifted, surv), len(risks))

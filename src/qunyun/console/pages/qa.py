@@ -250,7 +250,7 @@ def pay_awards(run: Any, state: ConsoleState, community: CommunitySettings, week
             raise CommandError(Msg("the awards of {week} changed since you looked (now {total}, you saw {seen})",
                                    week=week, total=total, seen=expect),
                                hint=Msg("review them again, then approve"))
-    result = run("fund", "award", {"week": week})
+    result: dict[str, Any] = run("fund", "award", {"week": week})
     if result.get("already") and result.get("status") != "pending":
         raise CommandError(Msg("the awards of {week} were already handled ({status})", week=week,
                                status=result.get("status")))
@@ -317,10 +317,9 @@ def qa_award(page: Admin, week: str = Form(pattern=r"^\d{4}-W\d{2}$"), expect: i
 
 def _back(page: Any, back: str, msg: str) -> Response:
     """Back to the list the form came from (a path on this page only), with ``msg``."""
-
-
     parts = urlsplit(back)
     if parts.scheme or parts.netloc or parts.path != f"{page.base}/qa":
-        return page.redirect("qa", msg=msg)
+        redirect: Response = page.redirect("qa", msg=msg)
+        return redirect
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("msg", "error", "sig")] + [("msg", msg)]
     return RedirectResponse(f"{parts.path}?{urlencode(query)}", status_code=303)
