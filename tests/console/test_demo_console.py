@@ -51,8 +51,11 @@ def test_demo_refuses_a_busy_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = CliRunner().invoke(
-            app, ["demo", "--groups", "1", "--members", "30", "--days", "2", "--out", str(tmp_path / "d"), "--port", str(port)]
-        )
-    assert result.exit_code == 2
-    assert f"port {port}" in result.output and "in use" in result.output
+        outputs = {}
+        for lang in ("en", "zh-CN"):  # the demo speaks its --lang (zh-CN unless told)
+            result = CliRunner().invoke(app, ["demo", "--groups", "1", "--members", "30", "--days", "2", "--lang",
+                                              lang, "--out", str(tmp_path / lang), "--port", str(port)])
+            assert result.exit_code == 2, result.output
+            outputs[lang] = "".join(result.output.split())
+    assert f"port{port}" in outputs["en"] and "inuse" in outputs["en"]
+    assert f"端口{port}已被占用" in outputs["zh-CN"] and "inuse" not in outputs["zh-CN"]
