@@ -13,6 +13,7 @@ Users (password ``correct horse battery``):
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import tempfile
@@ -84,6 +85,25 @@ def sql(site: Site, query: str, **params: Any) -> list[Any]:
             return list(result) if result.returns_rows else [result.rowcount]
     finally:
         engine.dispose()
+
+
+def config_section(client: TestClient, community: str = "demo") -> str:
+    """The text of the configuration editor's box for ``community``."""
+    page = client.get(f"/c/{community}/config")
+    found = re.search(r'<textarea[^>]*data-testid="config-text">(.*?)</textarea>', page.text, re.S)
+    assert found, "no editor on the page"
+    return html.unescape(found.group(1))
+
+
+def config_problems(page: str) -> list[tuple[int | None, str]]:
+    """(editor line, text) of each problem the configuration editor shows."""
+    out = []
+    for item in re.findall(r'<li data-testid="config-problem">(.*?)</li>', page, re.S):
+        line = re.search(r"(?:editor line|编辑框第) (\d+)", item)
+        code = re.search(r"<code>(.*?)</code>", item, re.S)
+        assert code
+        out.append((int(line.group(1)) if line else None, html.unescape(code.group(1))))
+    return out
 
 
 def csrf_of(client: TestClient, path: str = "/account") -> str:

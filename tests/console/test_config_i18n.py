@@ -6,32 +6,13 @@ community), and only then gives what it shows in zh-CN or en.
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from qunyun.console.pages.config import MAX_TEXT, Section, check, find_section
-from tests.console.conftest import OTHER, Site, csrf_of
-
-
-def _section(client: TestClient) -> str:
-    page = client.get("/c/demo/config")
-    found = re.search(r'<textarea[^>]*data-testid="config-text">(.*?)</textarea>', page.text, re.S)
-    assert found, "no editor on the page"
-    return html.unescape(found.group(1))
-
-
-def _shown(page: str) -> list[tuple[int | None, str]]:
-    """(editor line, text) of each problem on the page."""
-    out = []
-    for item in re.findall(r'<li data-testid="config-problem">(.*?)</li>', page, re.S):
-        line = re.search(r"(?:editor line|编辑框第) (\d+)", item)
-        code = re.search(r"<code>(.*?)</code>", item, re.S)
-        assert code
-        out.append((int(line.group(1)) if line else None, html.unescape(code.group(1))))
-    return out
+from tests.console.conftest import OTHER, Site, config_problems, config_section, csrf_of
 
 
 def _validate(client: TestClient, text: str, lang: str | None) -> list[tuple[int | None, str]]:
@@ -39,7 +20,7 @@ def _validate(client: TestClient, text: str, lang: str | None) -> list[tuple[int
     answer = client.post(f"/c/demo/config/validate{query}", data={"text": text, "csrf_token": csrf_of(client)},
                          headers={"HX-Request": "true"})
     assert answer.status_code == 200
-    return _shown(answer.text)
+    return config_problems(answer.text)
 
 
 def _where(text: str) -> str:
@@ -57,7 +38,7 @@ def _broken(section: str) -> str:
 
 def test_the_editor_speaks_the_pages_language(demo_site: Site) -> None:
     adam = demo_site.client("adam")
-    broken = _broken(_section(adam))
+    broken = _broken(config_section(adam))
     zh = _validate(adam, broken, "zh-CN")
     en = _validate(adam, broken, "en")
     assert len(zh) == len(en) == 2
@@ -81,14 +62,14 @@ def test_the_editor_speaks_the_pages_language(demo_site: Site) -> None:
     # a refused save shows the same problems in the page's language, and saves nothing
     before = demo_site.config.read_text(encoding="utf-8")
     refused = adam.post("/c/demo/config?lang=zh-CN", data={"text": broken, "csrf_token": csrf_of(adam)})
-    assert refused.status_code == 422 and _shown(refused.text) == zh
+    assert refused.status_code == 422 and config_problems(refused.text) == zh
     assert demo_site.config.read_text(encoding="utf-8") == before
 
 
 def test_privacy_is_decided_before_the_translation(demo_site: Site) -> None:
     """A group of another community: said about the section in Chinese, the other never named."""
     adam = demo_site.client("adam")
-    section = _section(adam)
+    section = config_section(adam)
     taken = OTHER["groups"][0]["id"]
     edited = (section.replace("\ngroups:\n", f"\ngroups:\n- id: {taken}\n  platform: sim\n", 1)
               .replace("window_days: 10", "window_days: 0", 1))

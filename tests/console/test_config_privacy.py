@@ -4,7 +4,6 @@ the full text for the operator who owns the whole file."""
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any
@@ -15,25 +14,7 @@ from typer.testing import CliRunner
 import qunyun.cli  # noqa: F401  (registers the commands)
 from qunyun.cli.app import app as cli
 from qunyun.console.pages.config import check, find_section, splice
-from tests.console.conftest import OTHER, Site, csrf_of
-
-
-def _section(client: TestClient, community: str) -> str:
-    page = client.get(f"/c/{community}/config")
-    found = re.search(r'<textarea[^>]*data-testid="config-text">(.*?)</textarea>', page.text, re.S)
-    assert found, "no editor on the page"
-    return html.unescape(found.group(1))
-
-
-def _shown(page: str) -> list[tuple[int | None, str]]:
-    """(editor line, text) of each problem on the page."""
-    out = []
-    for item in re.findall(r'<li data-testid="config-problem">(.*?)</li>', page, re.S):
-        line = re.search(r"(?:editor line|编辑框第) (\d+)", item)
-        code = re.search(r"<code>(.*?)</code>", item, re.S)
-        assert code
-        out.append((int(line.group(1)) if line else None, html.unescape(code.group(1))))
-    return out
+from tests.console.conftest import OTHER, Site, config_problems, config_section, csrf_of
 
 
 def _with_group(section: str, group: str) -> str:
@@ -45,7 +26,7 @@ def _validate(client: TestClient, community: str, text: str, lang: str = "en") -
     answer = client.post(f"/c/{community}/config/validate?lang={lang}",
                          data={"text": text, "csrf_token": csrf_of(client)}, headers={"HX-Request": "true"})
     assert answer.status_code == 200
-    return _shown(answer.text)
+    return config_problems(answer.text)
 
 
 def _doctor(site: Site, community: str, text: str, tmp_path: Path) -> str:
@@ -80,7 +61,7 @@ def _names(site: Site, community: str) -> list[str]:
 def test_a_group_of_a_later_community_is_not_named(demo_site: Site, tmp_path: Path) -> None:
     """demo comes first in the file: the CLI reports the collision in other's entry (outside demo's)."""
     adam = demo_site.client("adam")  # admin of demo only
-    section = _section(adam, "demo")
+    section = config_section(adam, "demo")
     edited = _with_group(section, OTHER["groups"][0]["id"])
     # the CLI, which the file's owner runs, says where and with whom it collides
     full = _doctor(demo_site, "demo", edited, tmp_path)
@@ -106,13 +87,13 @@ def test_a_group_of_a_later_community_is_not_named(demo_site: Site, tmp_path: Pa
     assert api["problems"][0]["editor_line"] == editor_line
     refused = adam.post("/c/demo/config?lang=en", data={"text": edited, "csrf_token": token})
     assert refused.status_code == 422 and "Other community" not in refused.text and "'other'" not in refused.text
-    assert _shown(refused.text) == shown
+    assert config_problems(refused.text) == shown
 
 
 def test_a_group_of_an_earlier_community_is_not_named(demo_site: Site, tmp_path: Path) -> None:
     """other comes after demo: the CLI reports the collision in other's entry, naming demo."""
     otto = demo_site.client("otto")  # owner of other only
-    section = _section(otto, "other")
+    section = config_section(otto, "other")
     edited = _with_group(section, "g-main")
     full = _doctor(demo_site, "other", edited, tmp_path)
     assert "already in community 'demo'" in full
@@ -129,7 +110,7 @@ def test_a_group_of_an_earlier_community_is_not_named(demo_site: Site, tmp_path:
 
 def test_taking_another_communitys_id_says_what_any_rename_says(demo_site: Site) -> None:
     otto = demo_site.client("otto")
-    section = _section(otto, "other")
+    section = config_section(otto, "other")
     assert section.startswith("id: other\n")
     taken = _validate(otto, "other", section.replace("id: other\n", "id: demo\n", 1))
     unknown = _validate(otto, "other", section.replace("id: other\n", "id: nobody-has-it\n", 1))
